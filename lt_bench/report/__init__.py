@@ -1,0 +1,1 @@
+"""Turning runs and splits into tables and figures."""
