@@ -15,7 +15,9 @@ def _output_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise UserError(f"cannot create output folder {path} ({err.strerror}); pass a writable --out") from err
+        raise UserError(
+            f"cannot create output folder {path} ({err.strerror}); pass a writable --out"
+        ) from err
     if not path.is_dir() or not _writable(path):
         raise UserError(f"output folder {path} is not writable; pass a writable --out")
     return path
@@ -44,16 +46,30 @@ def cmd_split(args: argparse.Namespace) -> int:
     profile = source.default_profile if args.profile is None else args.profile
     check_profile(ratio, profile)
     lines: list[str] = []
-    if source.balanced and not source.available() and source.balanced_counts() is not None and not args.download:
+    if (
+        source.balanced
+        and not source.available()
+        and source.balanced_counts() is not None
+        and not args.download
+    ):
         # CIFAR without data on disk: the counts are known from the profile alone.
         max_count = args.max_count or max(source.balanced_counts())
         counts = long_tail_counts(source.info.num_classes, max_count, ratio, profile)
         manifest = split_manifest(
-            source.info.name, ratio, profile, args.seed, counts, None, args.grouping,
-            max_count=max_count, note=f"counts only: no data at {source.describe()}, so no indices were drawn",
+            source.info.name,
+            ratio,
+            profile,
+            args.seed,
+            counts,
+            None,
+            args.grouping,
+            max_count=max_count,
+            note=f"counts only: no data at {source.describe()}, so no indices were drawn",
         )
     else:
-        split = long_tail_split(source, ratio, profile, args.seed, args.max_count, grouping=args.grouping)
+        split = long_tail_split(
+            source, ratio, profile, args.seed, args.max_count, grouping=args.grouping
+        )
         lines, manifest = split.lines, split.manifest
     name = f"{source.info.name}_{manifest['profile'] or 'list'}_r{manifest['ratio']:g}_s{args.seed}"
     out = _output_dir(Path(args.out) if args.out else Path("splits") / name)
@@ -67,8 +83,10 @@ def cmd_split(args: argparse.Namespace) -> int:
 
     counts = manifest["counts"]
     sizes = ", ".join(f"{g} {len(ids)}" for g, ids in groups.items())
-    print(f"{source.info.name}: {manifest['total']} training images in {len(counts)} classes "
-          f"(max {max(counts)}, min {min(counts)}, ratio {max(counts) / min(counts):.1f})")
+    print(
+        f"{source.info.name}: {manifest['total']} training images in {len(counts)} classes "
+        f"(max {max(counts)}, min {min(counts)}, ratio {max(counts) / min(counts):.1f})"
+    )
     print(f"groups ({grouping}): {sizes}")
     if "note" in manifest:
         print(manifest["note"])
@@ -93,7 +111,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         except UserError:  # e.g. imagefolder without a root
             present, classes, image, sizes = False, "?", "?", {}
         size_text = ", ".join(f"{s} {n:,}" for s, n in sizes.items()) or "-"
-        rows.append((name, "yes" if present else "no", classes, image, size_text, source.describe()))
+        rows.append(
+            (name, "yes" if present else "no", classes, image, size_text, source.describe())
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
@@ -113,30 +133,56 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from lt_bench.data.splits import PROFILES
 
-    parser = _Parser(prog="lt-bench", description="Long-tailed image classification benchmark suite.")
+    parser = _Parser(
+        prog="lt-bench", description="Long-tailed image classification benchmark suite."
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("split", help="draw a long-tailed split; write split.json, train.txt and a class-size plot")
+    p = sub.add_parser(
+        "split", help="draw a long-tailed split; write split.json, train.txt and a class-size plot"
+    )
     p.add_argument("dataset", help="data set name (see `lt-bench datasets`)")
-    p.add_argument("--ratio", type=float, default=None, help="imbalance ratio, largest / smallest class (>= 1)")
-    p.add_argument("--profile", default=None, help=f"one of {', '.join(PROFILES)} (default: the data set's)")
+    p.add_argument(
+        "--ratio", type=float, default=None, help="imbalance ratio, largest / smallest class (>= 1)"
+    )
+    p.add_argument(
+        "--profile", default=None, help=f"one of {', '.join(PROFILES)} (default: the data set's)"
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-count", type=int, default=None, help="images in the largest class (default: the data's)")
+    p.add_argument(
+        "--max-count",
+        type=int,
+        default=None,
+        help="images in the largest class (default: the data's)",
+    )
     p.add_argument("--root", default=None, help="folder holding the data (default: ./data/...)")
     p.add_argument("--download", action="store_true", help="download the data first (CIFAR only)")
-    p.add_argument("--grouping", default="auto", choices=["auto", "absolute", "relative"],
-                   help="shot groups: absolute thresholds (>100, 20-100, <20), relative thirds, or auto")
-    p.add_argument("--out", default=None, help="output folder (default: splits/<dataset>_<profile>_r<ratio>_s<seed>)")
+    p.add_argument(
+        "--grouping",
+        default="auto",
+        choices=["auto", "absolute", "relative"],
+        help="shot groups: absolute thresholds (>100, 20-100, <20), relative thirds, or auto",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default: splits/<dataset>_<profile>_r<ratio>_s<seed>)",
+    )
     p.set_defaults(func=cmd_split)
 
-    p = sub.add_parser("datasets", help="list the data sets, whether their data is present, and their sizes")
+    p = sub.add_parser(
+        "datasets", help="list the data sets, whether their data is present, and their sizes"
+    )
     p.set_defaults(func=cmd_datasets)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, or a usage error already printed on one line
+        return int(exit_.code or 0)
     try:
         return args.func(args)
     except UserError as err:

@@ -29,7 +29,11 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         if name not in self._entries:
             close = difflib.get_close_matches(name, self._entries, n=3)
-            hint = f"did you mean {', '.join(close)}?" if close else f"choose one of: {', '.join(self.names())}"
+            hint = (
+                f"did you mean {', '.join(close)}?"
+                if close
+                else f"choose one of: {', '.join(self.names())}"
+            )
             raise UserError(f"unknown {self.kind} {name!r}; {hint}")
         return self._entries[name]
 

@@ -26,6 +26,7 @@ from lt_bench.data.splits import (
     shot_groups,
     split_manifest,
 )
+from lt_bench.errors import UserError
 
 __all__ = [
     "DATASETS",
@@ -78,17 +79,34 @@ def long_tail_split(
     name = source.info.name
     if not source.balanced:
         counts = pool.class_counts()
+        if (counts == 0).any():
+            empty = np.flatnonzero(counts == 0)
+            raise UserError(
+                f"{name} train list has no image for {len(empty)} of {len(counts)} classes (first: {empty[0]}); "
+                "the class count disagrees with the data: pass the right num_classes"
+            )
         lines = format_list_lines(pool.samples)
         ratio_seen = float(counts.max() / max(counts.min(), 1))
-        manifest = split_manifest(name, ratio_seen, None, None, counts, lines_sha256(lines), grouping, source="list file")
+        manifest = split_manifest(
+            name, ratio_seen, None, None, counts, lines_sha256(lines), grouping, source="list file"
+        )
         return LongTailSplit(pool, lines, manifest)
     ratio = source.default_ratio if ratio is None else ratio
     profile = source.default_profile if profile is None else profile
-    indices = make_long_tail(pool.labels, ratio, profile, seed, max_count, class_order, source.info.num_classes)
+    indices = make_long_tail(
+        pool.labels, ratio, profile, seed, max_count, class_order, source.info.num_classes
+    )
     train = pool.subset(indices)
     counts = train.class_counts()
     manifest = split_manifest(
-        name, ratio, profile, seed, counts, indices_sha256(indices), grouping,
-        max_count=int(counts.max()), class_order=None if class_order is None else [int(c) for c in class_order],
+        name,
+        ratio,
+        profile,
+        seed,
+        counts,
+        indices_sha256(indices),
+        grouping,
+        max_count=int(counts.max()),
+        class_order=None if class_order is None else [int(c) for c in class_order],
     )
     return LongTailSplit(train, sample_lines(pool, indices), manifest)

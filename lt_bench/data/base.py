@@ -57,10 +57,14 @@ class TensorImages(LabelledImages):
     The engine's fast path reads ``images`` and ``labels`` whole and augments on the device.
     """
 
-    def __init__(self, images: torch.Tensor | np.ndarray, labels: Sequence[int] | np.ndarray, info: DataInfo):
+    def __init__(
+        self, images: torch.Tensor | np.ndarray, labels: Sequence[int] | np.ndarray, info: DataInfo
+    ):
         images = torch.as_tensor(images)
         if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+            raise ValueError(
+                f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
+            )
         self.images = images
         self.labels = np.asarray(labels, dtype=np.int64)
         self.info = info
@@ -116,7 +120,9 @@ class SourceDataset:
     default_ratio: float = 100.0
     default_profile: str = "exp"
     splits: tuple[str, ...] = ("train", "test")
-    default_subdir: str | None = None  # root under DEFAULT_ROOT when --root is not given; None: embedded
+    default_subdir: str | None = (
+        None  # root under DEFAULT_ROOT when --root is not given; None: embedded
+    )
 
     def __init__(self, root: str | os.PathLike | None = None, download: bool = False, **kwargs):
         if root is None and self.default_subdir is not None:
@@ -147,5 +153,7 @@ class SourceDataset:
 DATASETS: Registry[type[SourceDataset]] = Registry("data set")
 
 
-def build_dataset(name: str, root: str | os.PathLike | None = None, download: bool = False, **kwargs) -> SourceDataset:
+def build_dataset(
+    name: str, root: str | os.PathLike | None = None, download: bool = False, **kwargs
+) -> SourceDataset:
     return DATASETS.get(name)(root=root, download=download, **kwargs)

@@ -68,14 +68,18 @@ class _Cifar(SourceDataset):
             try:
                 self.torchvision_class(str(self.root), train=True, download=True)
             except Exception as err:  # network errors come in many types
-                raise UserError(f"could not download {self.info.name} into {self.root}: {err}") from err
+                raise UserError(
+                    f"could not download {self.info.name} into {self.root}: {err}"
+                ) from err
         if not self.available():
             raise UserError(
                 f"{self.info.name} not found: expected {self.folder}/ with the python-pickle batches; "
                 f"pass --root to the folder that holds {self.torchvision_class.base_folder}/, or add --download"
             )
         try:
-            data = _without_checksums(self.torchvision_class)(str(self.root), train=split == "train")
+            data = _without_checksums(self.torchvision_class)(
+                str(self.root), train=split == "train"
+            )
         except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as err:
             raise UserError(
                 f"{self.info.name} files under {self.folder} are corrupted ({type(err).__name__}: {err}); "
@@ -84,7 +88,9 @@ class _Cifar(SourceDataset):
         images = torch.from_numpy(np.ascontiguousarray(data.data.transpose(0, 3, 1, 2)))
         labels = np.asarray(data.targets, dtype=np.int64)
         if labels.size and (labels.min() < 0 or labels.max() >= self.info.num_classes):
-            raise UserError(f"{self.info.name} labels outside 0..{self.info.num_classes - 1} in {self.folder}; the files are corrupted")
+            raise UserError(
+                f"{self.info.name} labels outside 0..{self.info.num_classes - 1} in {self.folder}; the files are corrupted"
+            )
         info = dataclasses.replace(self.info, class_names=list(data.classes))
         return TensorImages(images, labels, info)
 
@@ -99,5 +105,7 @@ class Cifar10(_Cifar):
 @DATASETS.register("cifar100")
 class Cifar100(_Cifar):
     torchvision_class = torchvision.datasets.CIFAR100
-    info = DataInfo("cifar100", 100, (3, 32, 32), (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
+    info = DataInfo(
+        "cifar100", 100, (3, 32, 32), (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+    )
     max_count = 500

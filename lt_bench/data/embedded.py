@@ -18,7 +18,9 @@ from lt_bench.errors import UserError
 HOLDOUT_SEED = 0  # fixed: the test set never depends on the run's seed
 
 
-def balanced_holdout(labels: np.ndarray, per_class: int, seed: int = HOLDOUT_SEED) -> tuple[np.ndarray, np.ndarray]:
+def balanced_holdout(
+    labels: np.ndarray, per_class: int, seed: int = HOLDOUT_SEED
+) -> tuple[np.ndarray, np.ndarray]:
     """Split indices into (train pool, balanced test set of ``per_class`` images per class)."""
     rng = np.random.default_rng(seed)
     test = []
@@ -103,7 +105,7 @@ class Synthetic(SourceDataset):
         channels: int = 3,
         train_per_class: int = 500,
         test_per_class: int = 100,
-        noise: float = 0.35,
+        noise: float = 0.5,
         seed: int = 0,
         **kwargs,
     ):
@@ -114,7 +116,11 @@ class Synthetic(SourceDataset):
         self.per_class = {"train": train_per_class, "test": test_per_class}
         self.noise, self.seed = noise, seed
         self.info = DataInfo(
-            "synthetic", num_classes, (channels, image_size, image_size), (0.5,) * channels, (0.25,) * channels
+            "synthetic",
+            num_classes,
+            (channels, image_size, image_size),
+            (0.5,) * channels,
+            (0.25,) * channels,
         )
 
     def describe(self) -> str:
@@ -130,7 +136,7 @@ class Synthetic(SourceDataset):
         rng = np.random.default_rng([self.seed, 0])
         k = self.num_classes
         # Spread the angles evenly so every class pair is distinguishable, then jitter them.
-        angle = (np.arange(2 * k) * np.pi / (2 * k) + rng.uniform(0, np.pi / (4 * k), 2 * k))
+        angle = np.arange(2 * k) * np.pi / (2 * k) + rng.uniform(0, np.pi / (4 * k), 2 * k)
         angle = rng.permutation(angle).reshape(k, 2)
         return {
             "angle": angle,
@@ -146,13 +152,20 @@ class Synthetic(SourceDataset):
         rng = np.random.default_rng([self.seed, 1 if split == "train" else 2])
         grid = np.linspace(0.0, 1.0, self.image_size, endpoint=False)
         yy, xx = np.meshgrid(grid, grid, indexing="ij")
-        images = np.empty((self.num_classes * n, self.channels, self.image_size, self.image_size), np.uint8)
+        images = np.empty(
+            (self.num_classes * n, self.channels, self.image_size, self.image_size), np.uint8
+        )
         for c in range(self.num_classes):
             phase = rng.uniform(0, 2 * np.pi, (n, 2, 1, 1))
             contrast = rng.uniform(0.6, 1.0, (n, 1, 1, 1))
-            direction = np.stack([np.cos(params["angle"][c]), np.sin(params["angle"][c])], -1)  # (2, 2)
-            wave = 2 * np.pi * params["freq"][c][:, None, None] * (
-                direction[:, 0, None, None] * xx + direction[:, 1, None, None] * yy
+            direction = np.stack(
+                [np.cos(params["angle"][c]), np.sin(params["angle"][c])], -1
+            )  # (2, 2)
+            wave = (
+                2
+                * np.pi
+                * params["freq"][c][:, None, None]
+                * (direction[:, 0, None, None] * xx + direction[:, 1, None, None] * yy)
             )
             gratings = np.sin(wave[None] + phase)  # (n, 2, H, W)
             pattern = np.einsum("nghw,gc->nchw", gratings, params["colour"][c]) / 2

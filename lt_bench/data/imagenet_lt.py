@@ -7,6 +7,7 @@ one ``relative/path label`` per line, e.g. ``train/n01440764/n01440764_10026.JPE
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
@@ -30,10 +31,19 @@ class ListFileDataset(SourceDataset):
     list_prefix: str
     split_files: dict[str, str]
 
-    def __init__(self, root=None, download: bool = False, list_dir=None, **kwargs):
+    def __init__(
+        self,
+        root=None,
+        download: bool = False,
+        list_dir=None,
+        num_classes: int | None = None,
+        **kwargs,
+    ):
         super().__init__(root, download)
         self.list_dir = Path(list_dir) if list_dir is not None else self.root
         self.splits = tuple(self.split_files)
+        if num_classes is not None:  # a subset of the benchmark's classes
+            self.info = dataclasses.replace(self.info, num_classes=num_classes, class_names=[])
 
     def list_path(self, split: str) -> Path:
         return self.list_dir / f"{self.list_prefix}_{self.split_files[split]}.txt"
@@ -51,14 +61,18 @@ class ListFileDataset(SourceDataset):
 
     def load(self, split: str) -> ImageFiles:
         if self.download:
-            raise UserError(f"{self.info.name} cannot be downloaded by lt-bench; fetch it by hand and pass --root")
+            raise UserError(
+                f"{self.info.name} cannot be downloaded by lt-bench; fetch it by hand and pass --root"
+            )
         if not self.root.is_dir():
             raise UserError(
                 f"{self.info.name} root {self.root} does not exist; pass the folder holding its images "
                 f"and {self.list_prefix}_*.txt with --root"
             )
         if split not in self.split_files:
-            raise UserError(f"{self.info.name} has splits {', '.join(self.split_files)}, not {split!r}")
+            raise UserError(
+                f"{self.info.name} has splits {', '.join(self.split_files)}, not {split!r}"
+            )
         samples = read_list_file(self.list_path(split), self.root, self.info.num_classes)
         return ImageFiles(self.root, samples, self.info)
 
@@ -94,7 +108,9 @@ class ImageFolderSource(SourceDataset):
     default_profile = "pareto"
     default_ratio = 256.0
 
-    def __init__(self, root=None, download: bool = False, val_root=None, image_size: int = 224, **kwargs):
+    def __init__(
+        self, root=None, download: bool = False, val_root=None, image_size: int = 224, **kwargs
+    ):
         super().__init__(root, download)
         self.val_root = Path(val_root) if val_root is not None else None
         self._classes: list[str] | None = None
@@ -103,12 +119,21 @@ class ImageFolderSource(SourceDataset):
     @property
     def info(self) -> DataInfo:
         classes = self.classes()
-        return DataInfo("imagefolder", len(classes), (3, self.image_size, self.image_size), IMAGENET_MEAN, IMAGENET_STD, classes)
+        return DataInfo(
+            "imagefolder",
+            len(classes),
+            (3, self.image_size, self.image_size),
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            classes,
+        )
 
     def classes(self) -> list[str]:
         if self._classes is None:
             if self.root is None or not self.root.is_dir():
-                raise UserError(f"imagefolder root {self.root} is not a folder; pass --root DIR with one sub-folder per class")
+                raise UserError(
+                    f"imagefolder root {self.root} is not a folder; pass --root DIR with one sub-folder per class"
+                )
             self._classes, _ = find_classes(str(self.root))
         return self._classes
 
@@ -116,18 +141,28 @@ class ImageFolderSource(SourceDataset):
         return self.root is not None and self.root.is_dir()
 
     def describe(self) -> str:
-        return str(self.root) if self.root is not None else "needs --root (one sub-folder per class)"
+        return (
+            str(self.root) if self.root is not None else "needs --root (one sub-folder per class)"
+        )
 
     def load(self, split: str) -> ImageFiles:
         folder = self.root if split == "train" else self.val_root
         if split not in ("train", "test") or folder is None:
-            raise UserError(f"imagefolder split {split!r} needs a folder; pass val_root for the test split")
+            raise UserError(
+                f"imagefolder split {split!r} needs a folder; pass val_root for the test split"
+            )
         classes = self.classes()
         if not folder.is_dir():
-            raise UserError(f"imagefolder {split} folder {folder} does not exist; pass an existing folder")
+            raise UserError(
+                f"imagefolder {split} folder {folder} does not exist; pass an existing folder"
+            )
         try:
-            found = make_dataset(str(folder), {c: i for i, c in enumerate(classes)}, extensions=IMG_EXTENSIONS)
+            found = make_dataset(
+                str(folder), {c: i for i, c in enumerate(classes)}, extensions=IMG_EXTENSIONS
+            )
         except FileNotFoundError as err:
-            raise UserError(f"imagefolder {folder}: {err}; every class folder needs at least one image") from err
+            raise UserError(
+                f"imagefolder {folder}: {err}; every class folder needs at least one image"
+            ) from err
         samples = sorted((str(Path(p).relative_to(folder)), label) for p, label in found)
         return ImageFiles(folder, samples, self.info)

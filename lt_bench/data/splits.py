@@ -19,9 +19,13 @@ GROUPS = ("many", "medium", "few")
 def check_profile(ratio: float, profile: str) -> None:
     """Fail early, with the fix, on a ratio below 1 or an unknown profile."""
     if not np.isfinite(ratio) or ratio < 1:
-        raise UserError(f"imbalance ratio must be >= 1 (largest / smallest class), got {ratio:g}; pass e.g. --ratio 100")
+        raise UserError(
+            f"imbalance ratio must be >= 1 (largest / smallest class), got {ratio:g}; pass e.g. --ratio 100"
+        )
     if profile not in PROFILES:
-        raise UserError(f"unknown long-tail profile {profile!r}; choose one of: {', '.join(PROFILES)}")
+        raise UserError(
+            f"unknown long-tail profile {profile!r}; choose one of: {', '.join(PROFILES)}"
+        )
 
 
 def long_tail_counts(
@@ -82,7 +86,9 @@ def make_long_tail(
     available = np.bincount(labels, minlength=num_classes)
     if max_count is None:
         max_count = int(available.min())
-    order = np.arange(num_classes) if class_order is None else np.asarray(class_order, dtype=np.int64)
+    order = (
+        np.arange(num_classes) if class_order is None else np.asarray(class_order, dtype=np.int64)
+    )
     if sorted(order.tolist()) != list(range(num_classes)):
         raise UserError(f"class_order must be a permutation of 0..{num_classes - 1}")
     counts = long_tail_counts(num_classes, max_count, ratio, profile)
@@ -103,7 +109,9 @@ def make_long_tail(
     return np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
 
 
-def shot_groups(train_counts: Sequence[int], many_above: int = 100, few_below: int = 20) -> dict[str, np.ndarray]:
+def shot_groups(
+    train_counts: Sequence[int], many_above: int = 100, few_below: int = 20
+) -> dict[str, np.ndarray]:
     """Class ids per shot group: many (> many_above), medium (few_below..many_above), few (< few_below)."""
     counts = np.asarray(train_counts)
     return {
@@ -154,13 +162,19 @@ def read_list_file(
             continue
         parts = line.rsplit(maxsplit=1)
         if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-            raise UserError(f"{path}:{lineno}: expected 'relative/path label', got {line!r}; fix or remove the line")
+            raise UserError(
+                f"{path}:{lineno}: expected 'relative/path label', got {line!r}; fix or remove the line"
+            )
         rel, label = parts[0].strip(), int(parts[1])
         if label < 0 or (num_classes is not None and label >= num_classes):
             bound = f"0..{num_classes - 1}" if num_classes is not None else ">= 0"
-            raise UserError(f"{path}:{lineno}: label {label} is out of range {bound}; fix the label or the class count")
+            raise UserError(
+                f"{path}:{lineno}: label {label} is out of range {bound}; fix the label or the class count"
+            )
         if rel in seen:
-            raise UserError(f"{path}:{lineno}: duplicate entry {rel!r} (first on line {seen[rel]}); remove the duplicate line")
+            raise UserError(
+                f"{path}:{lineno}: duplicate entry {rel!r} (first on line {seen[rel]}); remove the duplicate line"
+            )
         seen[rel] = lineno
         samples.append((rel, label))
     if not samples:

@@ -9,8 +9,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from lt_bench.atomic import atomic_path  # noqa: E402
 
@@ -21,7 +21,9 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> None:
     """Save ``fig`` atomically in the format its suffix names, then close it."""
     path = os.fspath(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=os.path.splitext(path)[1].lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
+        fig.savefig(
+            tmp, format=os.path.splitext(path)[1].lstrip(".") or "png", dpi=dpi, bbox_inches="tight"
+        )
     plt.close(fig)
 
 
@@ -34,11 +36,16 @@ def plot_class_distribution(
     for name, ids in groups.items():
         colours[ids] = GROUP_COLOURS[name]
     fig, ax = plt.subplots(figsize=(max(6.0, min(16.0, len(counts) * 0.08)), 3.5))
-    ax.bar(np.arange(len(counts)), counts, width=1.0 if len(counts) > 50 else 0.8, color=list(colours))
+    ax.bar(
+        np.arange(len(counts)), counts, width=1.0 if len(counts) > 50 else 0.8, color=list(colours)
+    )
     ax.set_yscale("log")
     ax.set_xlabel("class id")
     ax.set_ylabel("training images")
     ax.set_title(title)
-    handles = [Patch(color=colour, label=f"{name} ({len(groups.get(name, []))})") for name, colour in GROUP_COLOURS.items()]
+    handles = [
+        Patch(color=colour, label=f"{name} ({len(groups.get(name, []))})")
+        for name, colour in GROUP_COLOURS.items()
+    ]
     ax.legend(handles=handles, frameon=False)
     save_figure(fig, path)
