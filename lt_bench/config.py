@@ -1,0 +1,175 @@
+"""The run configuration: a dataclass schema, merged with a YAML file and ``key=value`` overrides.
+
+``method`` and ``loss`` are open mappings: ``name`` picks the registry entry and every other key is
+a keyword argument of that entry, checked against its signature.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import inspect
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from lt_bench.errors import UserError
+
+
+@dataclass
+class DataConfig:
+    name: str = "mnist_lt"
+    root: Optional[str] = None
+    ratio: float = 100.0
+    profile: str = "exp"
+    split_seed: int = 0  # the long-tailed subset; fixed by default, as in the literature
+    max_count: Optional[int] = None
+    grouping: str = "auto"  # many/medium/few: absolute thresholds, relative thirds, or auto
+    sampler: str = "instance"  # instance | class_balanced | square_root
+    augment: str = "crop_flip"  # crop_flip | crop | none
+    pad: int = 4  # random-crop padding of the in-memory path
+    batch_size: int = 128
+    eval_batch_size: int = 512
+    num_workers: int = 4  # image-folder path only
+    options: dict[str, Any] = field(default_factory=dict)  # extra data set arguments
+
+
+@dataclass
+class ModelConfig:
+    name: str = "resnet32_cifar"  # any timm.create_model name
+    pretrained: bool = False
+    weights: Optional[str] = None  # a local weights file for the backbone
+    classifier: str = "auto"  # linear | cosine | auto (cosine for LDAM)
+    options: dict[str, Any] = field(default_factory=dict)  # extra timm.create_model arguments
+
+
+@dataclass
+class OptimConfig:
+    epochs: int = 200
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 2e-4
+    schedule: str = "multistep"  # multistep | cosine
+    milestones: list[int] = field(default_factory=lambda: [160, 180])
+    gamma: float = 0.01  # multistep: lr x gamma at each milestone (x0.01 at 160, x0.0001 at 180)
+    warmup_epochs: int = 5  # linear warm-up, per step
+
+
+@dataclass
+class TrainConfig:
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
+    channels_last: bool = True  # CUDA only
+    compile: bool = False
+    eval_every: int = 0  # evaluate on the test set every N epochs (0: only at the end)
+    progress: bool = True  # tqdm bar when stderr is a terminal
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    out_dir: str = "runs"
+    name: Optional[str] = None  # run folder name; default <data>_<method>_<config hash>
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
+    loss: dict[str, Any] = field(default_factory=lambda: {"name": "ce", "reweight": "none"})
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# Keys that change where or how a run is shown, not what it computes: left out of the run id.
+NON_IDENTITY_KEYS = ("out_dir", "name", "train.progress")
+
+
+def _suggest(key: str) -> str:
+    known = [f"{top}.{sub}" if sub else top for top, sub in _schema_keys()]
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _schema_keys():
+    schema = OmegaConf.structured(Config)
+    for top, value in schema.items():
+        if isinstance(value, DictConfig) and top not in ("method", "loss"):
+            for sub in value:
+                yield top, sub
+        else:
+            yield top, ""
+
+
+def _merge(*parts) -> DictConfig:
+    try:
+        return OmegaConf.merge(*parts)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or ""
+        message = str(err).splitlines()[0]
+        if "Key" in type(err).__name__ or "not in struct" in message:
+            raise UserError(f"unknown config key {key!r}{_suggest(key)}") from err
+        raise UserError(f"bad value for config key {key!r}: {message}; fix the YAML file or the override") from err
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """Schema <- YAML file <- dotted ``key=value`` overrides (later wins)."""
+    parts = [OmegaConf.structured(Config)]
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"config file {path} does not exist; pass a YAML file such as experiments/mnist_lt.yaml")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise UserError(f"config file {path} is not valid YAML{where}; fix its syntax") from err
+        if loaded is not None and not isinstance(loaded, dict):
+            raise UserError(f"config file {path} must hold a mapping of keys, not a {type(loaded).__name__}")
+        parts.append(OmegaConf.create(loaded or {}))
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise UserError(f"override {bad[0]!r} is not key=value; write e.g. method.name=sar")
+    try:
+        parts.append(OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as err:
+        raise UserError(f"bad override: {str(err).splitlines()[0]}") from err
+    cfg = _merge(*parts)
+    for section in ("method", "loss"):
+        if "name" not in cfg[section]:
+            raise UserError(f"config section {section!r} needs a name, e.g. {section}.name=...")
+    return cfg
+
+
+def to_dict(cfg: DictConfig) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def run_id(cfg: DictConfig) -> str:
+    """A short hash of everything that affects the results: same config, same id."""
+    resolved = to_dict(cfg)
+    for key in NON_IDENTITY_KEYS:
+        *parents, leaf = key.split(".")
+        node = resolved
+        for p in parents:
+            node = node[p]
+        node.pop(leaf, None)
+    return hashlib.sha1(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def call_with_checked_kwargs(factory, what: str, *args, **kwargs):
+    """Call ``factory(*args, **kwargs)``, refusing keyword arguments it does not take."""
+    params = inspect.signature(factory).parameters
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if not accepts_any:
+        names = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY or p.default is not p.empty]
+        for key in kwargs:
+            if key not in params:
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f"did you mean {close[0]}?" if close else f"it takes: {', '.join(names) or 'nothing'}"
+                raise UserError(f"{what} has no option {key!r}; {hint}")
+    return factory(*args, **kwargs)

@@ -1,0 +1,122 @@
+"""Base losses and class re-weighting; any of them combines with any regularizer.
+
+Every loss takes ``(logits, targets, weight=None)`` where ``weight`` is an optional per-class
+weight vector (class-balanced or DRW), applied as a weighted mean like ``F.cross_entropy``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from lt_bench.errors import UserError
+from lt_bench.registry import Registry
+
+LOSSES: Registry[type[BaseLoss]] = Registry("base loss")
+
+
+class BaseLoss(nn.Module):
+    classifier = "linear"  # the classifier the loss is defined for
+
+    def __init__(self, class_counts: Sequence[int]):
+        super().__init__()
+        counts = torch.as_tensor(np.asarray(class_counts), dtype=torch.float32)
+        self.register_buffer("log_prior", torch.log(counts / counts.sum()))
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@LOSSES.register("ce")
+class CrossEntropy(BaseLoss):
+    def forward(self, logits, targets, weight=None):
+        return F.cross_entropy(logits, targets, weight=weight)
+
+
+@LOSSES.register("balanced_softmax")
+class BalancedSoftmax(BaseLoss):
+    """Ren et al., NeurIPS 2020: cross-entropy on logits + log n_c."""
+
+    def forward(self, logits, targets, weight=None):
+        return F.cross_entropy(logits + self.log_prior, targets, weight=weight)
+
+
+@LOSSES.register("logit_adjust")
+class LogitAdjustment(BaseLoss):
+    """Menon et al., ICLR 2021: cross-entropy on logits + tau * log prior."""
+
+    def __init__(self, class_counts, tau: float = 1.0):
+        super().__init__(class_counts)
+        self.tau = tau
+
+    def forward(self, logits, targets, weight=None):
+        return F.cross_entropy(logits + self.tau * self.log_prior, targets, weight=weight)
+
+
+@LOSSES.register("ldam")
+class LDAM(BaseLoss):
+    """Cao et al., NeurIPS 2019: margins proportional to n_c^(-1/4), largest ``max_margin``, on
+    cosine logits scaled by ``scale``."""
+
+    classifier = "cosine"
+
+    def __init__(self, class_counts, max_margin: float = 0.5, scale: float = 30.0):
+        super().__init__(class_counts)
+        margins = torch.as_tensor(np.asarray(class_counts), dtype=torch.float32) ** -0.25
+        self.register_buffer("margins", margins * (max_margin / margins.max()))
+        self.scale = scale
+
+    def forward(self, logits, targets, weight=None):
+        margin = F.one_hot(targets, logits.shape[1]).to(logits.dtype) * self.margins[targets, None]
+        return F.cross_entropy(self.scale * (logits - margin), targets, weight=weight)
+
+
+@LOSSES.register("focal")
+class Focal(BaseLoss):
+    """Lin et al., ICCV 2017: (1 - p_y)^gamma * CE; gamma 1 as in LDAM-DRW's comparison."""
+
+    def __init__(self, class_counts, gamma: float = 1.0):
+        super().__init__(class_counts)
+        self.gamma = gamma
+
+    def forward(self, logits, targets, weight=None):
+        ce = F.cross_entropy(logits, targets, reduction="none")
+        focal = (1 - torch.exp(-ce)) ** self.gamma * ce
+        if weight is None:
+            return focal.mean()
+        w = weight[targets]
+        return (w * focal).sum() / w.sum()
+
+
+def class_balanced_weights(class_counts: Sequence[int], beta: float = 0.9999) -> torch.Tensor:
+    """Cui et al., CVPR 2019: (1 - beta) / (1 - beta^n_c), normalised to sum to the class count."""
+    counts = np.asarray(class_counts, dtype=np.float64)
+    weights = (1.0 - beta) / (1.0 - np.power(beta, counts))
+    return torch.as_tensor(weights / weights.sum() * len(counts), dtype=torch.float32)
+
+
+class Reweighting:
+    """Per-class loss weights by epoch: ``none``, ``cb`` (always), ``drw`` (cb from ``drw_epoch`` on)."""
+
+    KINDS = ("none", "cb", "drw")
+
+    def __init__(self, kind: str, class_counts: Sequence[int], beta: float = 0.9999, drw_epoch: int = 160):
+        if kind not in self.KINDS:
+            raise UserError(f"unknown re-weighting {kind!r}; choose one of: {', '.join(self.KINDS)}")
+        self.kind, self.drw_epoch = kind, drw_epoch
+        self.weights = class_balanced_weights(class_counts, beta)
+
+    def __call__(self, epoch: int) -> torch.Tensor | None:
+        if self.kind == "cb" or (self.kind == "drw" and epoch >= self.drw_epoch):
+            return self.weights
+        return None
+
+
+def build_loss(name: str, class_counts: Sequence[int], **kwargs) -> BaseLoss:
+    from lt_bench.config import call_with_checked_kwargs
+
+    return call_with_checked_kwargs(LOSSES.get(name), f"loss {name}", class_counts, **kwargs)

@@ -1,0 +1,62 @@
+"""The regularizer's face: it only adds named, already-weighted loss terms.
+
+The engine owns backbone, classifier, optimizer, schedule and base loss, so every method is
+trained by the same loop and comparisons are fair by construction. State (centres, prototypes,
+anchors) lives in buffers and parameters, so checkpoints carry it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+
+from lt_bench.registry import Registry
+
+
+class Regularizer(nn.Module):
+    def __init__(self, num_classes: int, feat_dim: int, class_counts: Sequence[int]):
+        super().__init__()
+        self.num_classes, self.feat_dim = num_classes, feat_dim
+
+    def forward(
+        self, features: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, classifier: nn.Module
+    ) -> dict[str, torch.Tensor]:
+        """Named, already-weighted loss terms, e.g. {"sar/anchor_ce": ..., "sar/pull": ...}."""
+        return {}
+
+    def param_groups(self) -> list[dict]:
+        """The regularizer's own trainable parameters, as optimizer param groups."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        return [{"params": params, "name": "method"}] if params else []
+
+    def centroids(self) -> torch.Tensor | None:
+        """The class centres features are pulled towards (K x D), if the method keeps any."""
+        return None
+
+    def fixed_classifier(self) -> torch.Tensor | None:
+        """Rows that replace the learned classifier (K x D), if the method fixes it."""
+        return None
+
+    def epoch_stats(self) -> dict[str, float]:
+        """Diagnostics accumulated since the last call (logged once per epoch), then reset."""
+        return {}
+
+    def info(self) -> dict:
+        """Facts fixed at construction, recorded in final.json."""
+        return {}
+
+
+METHODS: Registry[type[Regularizer]] = Registry("method")
+
+
+@METHODS.register("none")
+class NoRegularizer(Regularizer):
+    """Plain training with the base loss."""
+
+
+def build_method(name: str, num_classes: int, feat_dim: int, class_counts: Sequence[int], **hparams) -> Regularizer:
+    from lt_bench.config import call_with_checked_kwargs
+
+    return call_with_checked_kwargs(METHODS.get(name), f"method {name}", num_classes, feat_dim, class_counts, **hparams)

@@ -1,0 +1,35 @@
+"""Center loss (Wen et al., ECCV 2016).
+
+Loss: weight * 1/2 * mean_i ||f_i - c_{y_i}||^2. Centres follow the paper's own update, not the
+optimizer: delta c_j = sum_{y_i = j} (c_j - f_i) / (1 + n_j), c_j <- c_j - alpha * delta c_j.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lt_bench.methods.base import METHODS, Regularizer
+
+
+@METHODS.register("center")
+class CenterLoss(Regularizer):
+    def __init__(self, num_classes, feat_dim, class_counts, weight: float = 0.01, alpha: float = 0.5):
+        super().__init__(num_classes, feat_dim, class_counts)
+        self.weight, self.alpha = weight, alpha
+        self.register_buffer("centers", torch.zeros(num_classes, feat_dim))
+
+    def forward(self, features, logits, targets, classifier):
+        centers = self.centers[targets]
+        loss = self.weight * 0.5 * (features - centers).pow(2).sum(dim=1).mean()
+        if self.training:
+            self.update_centers(features.detach(), targets)
+        return {"center/pull": loss}
+
+    @torch.no_grad()
+    def update_centers(self, features: torch.Tensor, targets: torch.Tensor) -> None:
+        diff = torch.zeros_like(self.centers).index_add_(0, targets, self.centers[targets] - features.float())
+        count = torch.bincount(targets, minlength=self.num_classes).to(diff.dtype)
+        self.centers -= self.alpha * diff / (1.0 + count)[:, None]
+
+    def centroids(self):
+        return self.centers

@@ -1,0 +1,60 @@
+"""EM-style momentum prototypes: the baseline SAR argues against.
+
+Prototypes are a momentum average of detached batch class means,
+p_c <- m p_c + (1 - m) mean_{y_i = c} f_i (a class's first batch mean initialises it), and
+features are pulled with weight * MSE(f_i, p_{y_i}) exactly as SAR pulls them towards its EMA
+anchors: the two differ only in where the centroid comes from. An optional CAR-style inter-class
+term pushes the batch's class centres apart (off by default).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from lt_bench.methods.base import METHODS, Regularizer
+
+
+@METHODS.register("prototype")
+class MomentumPrototypes(Regularizer):
+    def __init__(
+        self,
+        num_classes,
+        feat_dim,
+        class_counts,
+        weight: float = 0.1,
+        momentum: float = 0.9,
+        inter_weight: float = 0.0,
+    ):
+        super().__init__(num_classes, feat_dim, class_counts)
+        self.weight, self.momentum, self.inter_weight = weight, momentum, inter_weight
+        self.register_buffer("prototypes", torch.zeros(num_classes, feat_dim))
+        self.register_buffer("seen", torch.zeros(num_classes, dtype=torch.bool))
+
+    def batch_means(self, features: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        sums = torch.zeros(self.num_classes, features.shape[1], device=features.device, dtype=features.dtype)
+        sums = sums.index_add(0, targets, features)
+        count = torch.bincount(targets, minlength=self.num_classes)
+        return sums / count.clamp(min=1)[:, None].to(features.dtype), count > 0
+
+    def forward(self, features, logits, targets, classifier):
+        means, present = self.batch_means(features, targets)
+        if self.training:
+            with torch.no_grad():
+                detached = means.detach().float()
+                blended = self.momentum * self.prototypes + (1 - self.momentum) * detached
+                update = torch.where(self.seen[:, None], blended, detached)
+                self.prototypes.copy_(torch.where(present[:, None], update, self.prototypes))
+                self.seen |= present
+        terms = {"prototype/pull": self.weight * F.mse_loss(features, self.prototypes[targets].to(features.dtype))}
+        if self.inter_weight > 0:
+            centres = F.normalize(means[present], dim=1)
+            k = len(centres)
+            if k > 1:
+                cos = centres @ centres.T
+                off_diagonal = cos[~torch.eye(k, dtype=torch.bool, device=cos.device)]
+                terms["prototype/inter"] = self.inter_weight * F.relu(off_diagonal).mean()
+        return terms
+
+    def centroids(self):
+        return self.prototypes

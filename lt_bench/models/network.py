@@ -1,0 +1,79 @@
+"""Backbone -> pooled features -> classifier; the network returns both features and logits."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import timm
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from lt_bench.errors import UserError
+
+
+class CosineClassifier(nn.Module):
+    """Logits are cosines between L2-normalised features and class weights (LDAM's NormedLinear)."""
+
+    def __init__(self, in_features: int, num_classes: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_classes, in_features).uniform_(-1, 1))
+        self.in_features, self.out_features = in_features, num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.normalize(x, dim=1), F.normalize(self.weight, dim=1))
+
+
+class Network(nn.Module):
+    """``forward(x) -> (features, logits)``: features are what the classifier sees."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int, classifier: str = "linear"):
+        super().__init__()
+        self.backbone = backbone
+        self.num_features = backbone.num_features
+        if classifier == "linear":
+            self.classifier: nn.Module = nn.Linear(self.num_features, num_classes)
+        elif classifier == "cosine":
+            self.classifier = CosineClassifier(self.num_features, num_classes)
+        else:
+            raise UserError(f"unknown classifier {classifier!r}; choose linear or cosine")
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.backbone(x)
+        return features, self.classifier(features)
+
+    def fix_classifier(self, weight: torch.Tensor) -> None:
+        """Replace the classifier by fixed rows (e.g. a simplex ETF): no bias, no gradient."""
+        classifier = nn.Linear(self.num_features, weight.shape[0], bias=False)
+        classifier.weight.data.copy_(weight)
+        classifier.weight.requires_grad_(False)
+        self.classifier = classifier.to(next(self.backbone.parameters()).device)
+
+
+def build_network(
+    name: str,
+    num_classes: int,
+    in_chans: int = 3,
+    pretrained: bool = False,
+    weights: str | None = None,
+    classifier: str = "linear",
+    **kwargs,
+) -> Network:
+    """A timm backbone by name (``num_classes=0``: pooled features) under our classifier."""
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.7)
+        hint = f"did you mean {', '.join(close)}?" if close else "see timm.list_models()"
+        raise UserError(f"timm has no model {name!r}; {hint}")
+    backbone = timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=in_chans, **kwargs)
+    if weights:
+        path = Path(weights)
+        if not path.is_file():
+            raise UserError(f"weights file {path} does not exist; pass an existing file to model.weights")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
+        missing, unexpected = backbone.load_state_dict(state, strict=False)
+        loaded = len(state) - len(unexpected)
+        if loaded == 0:
+            raise UserError(f"no tensor in {path} matches {name}'s parameters; is it a {name} checkpoint?")
+    return Network(backbone, num_classes, classifier)
