@@ -120,6 +120,20 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- train
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from lt_bench.config import load_config
+    from lt_bench.engine import run_directory, train
+
+    cfg = load_config(args.config, args.overrides)
+    final = train(cfg, resume=args.resume)
+    groups = ", ".join(f"{g} {final[g]:.4f}" for g in ("many", "medium", "few"))
+    print(f"{run_directory(cfg)}: top-1 {final['top1']:.4f} ({groups}; {final['grouping']} groups)")
+    return 0
+
+
 # ----------------------------------------------------------------------------- entry point
 
 
@@ -169,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder (default: splits/<dataset>_<profile>_r<ratio>_s<seed>)",
     )
     p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("train", help="train one run from a YAML config plus key=value overrides")
+    p.add_argument("config", help="YAML config, e.g. experiments/mnist_lt.yaml")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. method.name=sar data.ratio=50 seed=1")
+    p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
         "datasets", help="list the data sets, whether their data is present, and their sizes"

@@ -149,16 +149,21 @@ def to_dict(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
-def run_id(cfg: DictConfig) -> str:
-    """A short hash of everything that affects the results: same config, same id."""
+def identity(cfg: DictConfig) -> dict:
+    """The resolved config less the keys that do not affect results (NON_IDENTITY_KEYS)."""
     resolved = to_dict(cfg)
     for key in NON_IDENTITY_KEYS:
         *parents, leaf = key.split(".")
         node = resolved
         for p in parents:
-            node = node[p]
+            node = node.get(p, {})
         node.pop(leaf, None)
-    return hashlib.sha1(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:10]
+    return resolved
+
+
+def run_id(cfg: DictConfig) -> str:
+    """A short hash of everything that affects the results: same config, same id."""
+    return hashlib.sha1(json.dumps(identity(cfg), sort_keys=True).encode()).hexdigest()[:10]
 
 
 def call_with_checked_kwargs(factory, what: str, *args, **kwargs):

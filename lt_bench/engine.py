@@ -1,0 +1,335 @@
+"""The training loop: one function, read top to bottom.
+
+The engine owns data, backbone, classifier, optimizer, schedule and base loss; a method (the
+regularizer) only adds loss terms, and its own parameters get their own param group. Every
+method is therefore trained by exactly the same loop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from lt_bench import atomic
+from lt_bench.config import identity, run_id, to_dict
+from lt_bench.data import build_dataset, long_tail_split
+from lt_bench.data.samplers import epoch_indices
+from lt_bench.data.transforms import make_batches
+from lt_bench.errors import UserError
+from lt_bench.eval.accuracy import summarize
+from lt_bench.losses import Reweighting, build_loss
+from lt_bench.methods import build_method
+from lt_bench.models import build_network
+
+
+class NonFiniteLoss(UserError):
+    """A loss term became NaN or infinite."""
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} asked for but CUDA is not available; use train.device=cpu")
+    return torch.device(name)
+
+
+def lr_lambda(optim: DictConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """Learning-rate factor per optimizer step: linear warm-up, then multistep or cosine."""
+    warmup = optim.warmup_epochs * steps_per_epoch
+    total = optim.epochs * steps_per_epoch
+    if optim.schedule not in ("multistep", "cosine"):
+        raise UserError(f"unknown schedule {optim.schedule!r}; choose multistep or cosine")
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if optim.schedule == "cosine":
+            progress = (step - warmup) / max(total - warmup, 1)
+            return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+        epoch = step // steps_per_epoch
+        return optim.gamma ** sum(epoch >= m for m in optim.milestones)
+
+    return factor
+
+
+@torch.no_grad()
+def predict(network: torch.nn.Module, batches, device: torch.device, amp: bool) -> tuple[np.ndarray, ...]:
+    """Features, logits and labels of a whole evaluation set, in order."""
+    network.eval()
+    features, logits, labels = [], [], []
+    for x, y in batches():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            f, z = network(x)
+        features.append(f.float().cpu())
+        logits.append(z.float().cpu())
+        labels.append(y.cpu())
+    return torch.cat(features).numpy(), torch.cat(logits).numpy(), torch.cat(labels).numpy()
+
+
+def environment() -> dict:
+    import timm
+    import torchvision
+
+    import lt_bench
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "timm": timm.__version__,
+        "lt_bench": lt_bench.__version__,
+        "git_commit": commit,
+        "platform": platform.platform(),
+    }
+
+
+def run_directory(cfg: DictConfig) -> Path:
+    name = cfg.name or f"{cfg.data.name}_{cfg.method.name}_{run_id(cfg)}"
+    return Path(cfg.out_dir) / name
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def check_same_config(saved_path: Path, cfg: DictConfig) -> None:
+    """Refuse to resume a run whose saved config differs from the requested one."""
+    saved = _flatten(identity(OmegaConf.load(saved_path)))
+    wanted = _flatten(identity(cfg))
+    diff = [f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}" for k in sorted(set(saved) | set(wanted)) if saved.get(k) != wanted.get(k)]
+    if diff:
+        raise UserError(f"cannot resume {saved_path.parent}: its config differs ({'; '.join(diff)}); "
+                        "rerun with the saved config or choose another run name")
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    atomic.write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def train(cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, dict], None] | None = None) -> dict:
+    """Train one run and write its directory; return the final metrics (``final.json``)."""
+    started = time.time()
+    run_dir = run_directory(cfg)
+    if (run_dir / "final.json").exists() and json.loads((run_dir / "final.json").read_text()).get("status") == "done":
+        check_same_config(run_dir / "config.yaml", cfg)
+        return json.loads((run_dir / "final.json").read_text())
+    checkpoint_path = run_dir / "checkpoint.pt"
+    if checkpoint_path.exists() and not resume:
+        raise UserError(f"{run_dir} already has a checkpoint; pass --resume to continue it, or set name=... for a new run")
+    if resume and (run_dir / "config.yaml").exists():
+        check_same_config(run_dir / "config.yaml", cfg)
+
+    # Data: the long-tailed train split and the balanced test set.
+    device = select_device(cfg.train.device)
+    source = build_dataset(cfg.data.name, root=cfg.data.root, **cfg.data.options)
+    split = long_tail_split(source, cfg.data.ratio, cfg.data.profile, cfg.data.split_seed, cfg.data.max_count,
+                            grouping=cfg.data.grouping)
+    test = source.load("test")
+    train_counts = split.counts
+    num_classes = source.info.num_classes
+    amp = cfg.train.amp and device.type == "cuda"
+    channels_last = cfg.train.channels_last and device.type == "cuda"
+    train_batches = make_batches(split.train, cfg.data.batch_size, device, cfg.data.augment, cfg.data.pad,
+                                 cfg.data.num_workers, channels_last)
+    test_batches = make_batches(test, cfg.data.eval_batch_size, device, "none", 0, cfg.data.num_workers, channels_last)
+
+    # Model, method, loss: seeded, so the same config gives the same initial weights.
+    torch.manual_seed(cfg.seed)
+    method_args = {k: v for k, v in to_dict(cfg.method).items() if k != "name"}
+    loss_args = {k: v for k, v in to_dict(cfg.loss).items() if k not in ("name", "reweight", "cb_beta", "drw_epoch")}
+    base_loss = build_loss(cfg.loss.name, train_counts, **loss_args).to(device)
+    classifier = base_loss.classifier if cfg.model.classifier == "auto" else cfg.model.classifier
+    network = build_network(cfg.model.name, num_classes, source.info.image_size[0], cfg.model.pretrained,
+                            cfg.model.weights, classifier, **cfg.model.options).to(device)
+    method = build_method(cfg.method.name, num_classes, network.num_features, train_counts, **method_args).to(device)
+    if method.fixed_classifier() is not None:
+        network.fix_classifier(method.fixed_classifier())
+    if channels_last:
+        network = network.to(memory_format=torch.channels_last)
+    reweight = Reweighting(cfg.loss.get("reweight", "none"), train_counts, cfg.loss.get("cb_beta", 0.9999),
+                           cfg.loss.get("drw_epoch", 160))
+    forward = torch.compile(network) if cfg.train.compile else network
+
+    # Optimizer and schedule: owned here, identical for every method.
+    param_groups = [{"params": [p for p in network.parameters() if p.requires_grad], "name": "network"}]
+    param_groups += method.param_groups()
+    optimizer = torch.optim.SGD(param_groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+                                nesterov=cfg.optim.nesterov, weight_decay=cfg.optim.weight_decay)
+    steps_per_epoch = math.ceil(len(split.train) / cfg.data.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.optim, steps_per_epoch))
+    generator = torch.Generator().manual_seed(cfg.seed)  # data order and augmentation
+
+    # Resume, or start a fresh run directory.
+    start_epoch, history = 0, []
+    if resume and checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        network.load_state_dict(state["network"])
+        method.load_state_dict(state["method"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch = state["epoch"]
+        history = [row for row in _read_jsonl(run_dir / "metrics.jsonl") if row["epoch"] <= start_epoch]
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        atomic.write_json(run_dir / "split.json", split.manifest)
+    atomic.write_json(run_dir / "final.json", {"status": "running", "run_id": run_id(cfg)})
+
+    check_every = 1 if device.type == "cpu" else 25  # finiteness checks sync the GPU: not every step there
+    progress = _progress(cfg, start_epoch)
+    try:
+        for epoch in range(start_epoch, cfg.optim.epochs):
+            network.train()
+            method.train()
+            class_weight = reweight(epoch)
+            class_weight = class_weight.to(device) if class_weight is not None else None
+            order = epoch_indices(split.train.labels, cfg.data.sampler, generator, num_classes)
+            sums: dict[str, torch.Tensor] = {}
+            correct = torch.zeros((), device=device)
+            epoch_start, seen = time.time(), 0
+            for step, (x, y) in enumerate(train_batches(order, generator)):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    features, logits = forward(x)
+                    terms = {"loss/base": base_loss(logits.float(), y, class_weight)}
+                    terms.update(method(features.float(), logits, y, network.classifier))
+                total = sum(terms.values())
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                optimizer.step()
+                scheduler.step()
+
+                for name, value in terms.items():
+                    sums[name] = sums.get(name, 0) + value.detach().float() * len(y)
+                correct += (logits.detach().argmax(1) == y).sum()
+                seen += len(y)
+                if (step + 1) % check_every == 0 or step + 1 == steps_per_epoch:
+                    _check_finite(sums, epoch, step, check_every)
+            row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
+            row.update({name: float(value) / seen for name, value in sums.items()})
+            row["loss/total"] = sum(v for k, v in row.items() if "/" in k and k != "loss/total")
+            row["train/acc"] = float(correct) / seen
+            row["time_s"] = time.time() - epoch_start
+            row["images_per_s"] = seen / row["time_s"]
+            row.update(method.epoch_stats())
+            last = epoch + 1 == cfg.optim.epochs
+            if cfg.train.eval_every and (epoch + 1) % cfg.train.eval_every == 0 and not last:
+                _, logits_test, labels_test = predict(network, test_batches, device, amp)
+                metrics, _, _ = summarize(logits_test, labels_test, train_counts, cfg.data.grouping)
+                row.update({f"test/{k}": v for k, v in metrics.items() if isinstance(v, float)})
+            history.append(row)
+            _write_jsonl(run_dir / "metrics.jsonl", history)
+            _save_checkpoint(checkpoint_path, epoch + 1, network, method, optimizer, scheduler, generator)
+            progress.update(1)
+            progress.set_postfix(loss=f"{row['loss/total']:.3f}", acc=f"{row['train/acc']:.3f}")
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, row)
+    except NonFiniteLoss as err:
+        atomic.write_json(run_dir / "final.json", {"status": "failed", "error": str(err), "run_id": run_id(cfg)})
+        raise
+    finally:
+        progress.close()
+
+    # Final evaluation on the balanced test set.
+    features, logits_test, labels_test = predict(network, test_batches, device, amp)
+    metrics, per_class, groups = summarize(logits_test, labels_test, train_counts, cfg.data.grouping)
+    group_of = np.empty(num_classes, dtype=object)
+    for name, ids in groups.items():
+        group_of[ids] = name
+    table = pd.DataFrame({
+        "class": np.arange(num_classes),
+        "name": source.info.class_names,
+        "n_train": train_counts,
+        "n_test": np.bincount(labels_test, minlength=num_classes),
+        "group": group_of,
+        "accuracy": per_class,
+    })
+    with atomic.atomic_path(run_dir / "per_class.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    arrays = {"features": features.astype(np.float16), "labels": labels_test, "logits": logits_test,
+              "train_counts": np.asarray(train_counts)}
+    weight = getattr(network.classifier, "weight", None)
+    if weight is not None:
+        arrays["classifier_weight"] = weight.detach().float().cpu().numpy()
+    centroids = method.centroids()
+    if centroids is not None:
+        arrays["centroids"] = centroids.detach().float().cpu().numpy()
+    with atomic.atomic_path(run_dir / "features.npz") as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    final = {
+        "status": "done",
+        "run_id": run_id(cfg),
+        **metrics,
+        "epochs": cfg.optim.epochs,
+        "train_images": int(len(split.train)),
+        "test_images": int(len(labels_test)),
+        "method_info": method.info(),
+        "device": str(device),
+        "wall_time_s": time.time() - started,
+        "versions": environment(),
+    }
+    atomic.write_json(run_dir / "final.json", final)
+    return final
+
+
+def _check_finite(sums: dict[str, torch.Tensor], epoch: int, step: int, window: int) -> None:
+    for name, value in sums.items():
+        if not torch.isfinite(value):
+            where = f"step {step + 1}" if window == 1 else f"steps {max(step + 2 - window, 1)}-{step + 1}"
+            raise NonFiniteLoss(f"loss term {name!r} became non-finite at epoch {epoch + 1}, {where}; "
+                                "lower optim.lr or the term's weight")
+
+
+def _save_checkpoint(path, epoch, network, method, optimizer, scheduler, generator) -> None:
+    state = {
+        "epoch": epoch,
+        "network": network.state_dict(),
+        "method": method.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+    }
+    with atomic.atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _progress(cfg: DictConfig, start_epoch: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=cfg.optim.epochs, initial=start_epoch, unit="epoch", desc=f"{cfg.data.name}/{cfg.method.name}",
+                disable=not (cfg.train.progress and sys.stderr.isatty()))

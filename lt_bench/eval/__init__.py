@@ -1,0 +1,1 @@
+"""Evaluation: accuracy by shot group, and feature separability."""
