@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lt_bench.data.samplers import class_probabilities, epoch_indices
+from lt_bench.losses import Reweighting, build_loss, class_balanced_weights
+
+COUNTS = [100, 30, 10, 1]
+
+
+def test_balanced_softmax_and_logit_adjustment_add_the_log_prior():
+    logits, y = torch.randn(8, 4), torch.tensor([0, 1, 2, 3] * 2)
+    prior = torch.log(torch.tensor(COUNTS, dtype=torch.float32) / sum(COUNTS))
+    assert build_loss("balanced_softmax", COUNTS)(logits, y).item() == pytest.approx(F.cross_entropy(logits + prior, y).item())
+    assert build_loss("logit_adjust", COUNTS, tau=0.5)(logits, y).item() == pytest.approx(F.cross_entropy(logits + 0.5 * prior, y).item())
+
+
+def test_ldam_margins_and_scale():
+    loss = build_loss("ldam", COUNTS)
+    margins = torch.tensor(COUNTS, dtype=torch.float32) ** -0.25
+    assert torch.allclose(loss.margins, margins * 0.5 / margins.max())
+    assert loss.margins.max().item() == pytest.approx(0.5) and loss.classifier == "cosine"
+    cos, y = torch.rand(4, 4) * 2 - 1, torch.tensor([0, 1, 2, 3])
+    shifted = cos - torch.diag(loss.margins)
+    assert loss(cos, y).item() == pytest.approx(F.cross_entropy(30 * shifted, y).item(), rel=1e-6)
+
+
+def test_focal_with_gamma_zero_is_cross_entropy():
+    logits, y = torch.randn(8, 4), torch.tensor([0, 1, 2, 3] * 2)
+    assert build_loss("focal", COUNTS, gamma=0.0)(logits, y).item() == pytest.approx(F.cross_entropy(logits, y).item())
+    assert build_loss("focal", COUNTS, gamma=2.0)(logits, y).item() < F.cross_entropy(logits, y).item()
+
+
+def test_class_balanced_weights_and_drw_switch():
+    w = class_balanced_weights(COUNTS, beta=0.99)
+    raw = (1 - 0.99) / (1 - 0.99 ** np.array(COUNTS, dtype=float))
+    assert np.allclose(w.numpy(), raw / raw.sum() * 4, rtol=1e-6) and w.sum().item() == pytest.approx(4)
+    drw = Reweighting("drw", COUNTS, beta=0.99, drw_epoch=160)
+    assert drw(159) is None and torch.equal(drw(160), w)
+    assert Reweighting("none", COUNTS)(500) is None and torch.equal(Reweighting("cb", COUNTS, 0.99)(0), w)
+
+
+def test_weighted_losses_are_weighted_means():
+    logits, y = torch.randn(8, 4), torch.tensor([0, 1, 2, 3] * 2)
+    w = class_balanced_weights(COUNTS)
+    assert build_loss("ce", COUNTS)(logits, y, w).item() == pytest.approx(F.cross_entropy(logits, y, weight=w).item())
+    focal = build_loss("focal", COUNTS, gamma=0.0)(logits, y, w)
+    assert focal.item() == pytest.approx(F.cross_entropy(logits, y, weight=w).item(), rel=1e-6)
+
+
+def test_sampler_class_probabilities():
+    assert class_probabilities([100, 25, 0], "class_balanced").tolist() == [0.5, 0.5, 0.0]
+    assert class_probabilities([100, 25], "square_root").tolist() == pytest.approx([10 / 15, 5 / 15])
+    assert class_probabilities([100, 25], "instance").tolist() == pytest.approx([0.8, 0.2])
+
+
+@pytest.mark.parametrize("kind", ["class_balanced", "square_root"])
+def test_sampler_draws_follow_the_probabilities(kind):
+    labels = np.repeat(np.arange(4), [400, 100, 25, 4])
+    order = epoch_indices(labels, kind, torch.Generator().manual_seed(0))
+    draws = np.concatenate([labels[epoch_indices(labels, kind, torch.Generator().manual_seed(s)).numpy()] for s in range(20)])
+    assert len(order) == len(labels)
+    share = np.bincount(draws, minlength=4) / len(draws)
+    assert np.allclose(share, class_probabilities(np.bincount(labels), kind), atol=0.02)
+
+
+def test_instance_sampler_is_a_seeded_permutation():
+    labels = np.repeat(np.arange(3), [5, 3, 1])
+    a = epoch_indices(labels, "instance", torch.Generator().manual_seed(1))
+    assert sorted(a.tolist()) == list(range(9))
+    assert torch.equal(a, epoch_indices(labels, "instance", torch.Generator().manual_seed(1)))
