@@ -103,6 +103,34 @@ def environment() -> dict:
     }
 
 
+def check_config(cfg: DictConfig) -> None:
+    """Refuse unknown names before any data is loaded (one-line errors with the fix)."""
+    from lt_bench.data import DATASETS
+    from lt_bench.data.samplers import SAMPLERS
+    from lt_bench.data.splits import check_profile
+    from lt_bench.data.transforms import AUGMENTATIONS
+    from lt_bench.losses import LOSSES
+    from lt_bench.methods import METHODS
+    from lt_bench.models.network import check_model_name
+
+    DATASETS.get(cfg.data.name)
+    METHODS.get(cfg.method.name)
+    LOSSES.get(cfg.loss.name)
+    check_model_name(cfg.model.name)
+    check_profile(cfg.data.ratio, cfg.data.profile)
+    Reweighting(cfg.loss.get("reweight", "none"), [1])
+    for value, allowed, what in [
+        (cfg.data.sampler, SAMPLERS, "sampler"),
+        (cfg.data.augment, AUGMENTATIONS, "augmentation"),
+        (cfg.optim.schedule, ("multistep", "cosine"), "schedule"),
+        (cfg.model.classifier, ("auto", "linear", "cosine"), "classifier"),
+    ]:
+        if value not in allowed:
+            raise UserError(f"unknown {what} {value!r}; choose one of: {', '.join(allowed)}")
+    if cfg.optim.epochs < 1 or cfg.data.batch_size < 1:
+        raise UserError("optim.epochs and data.batch_size must be >= 1")
+
+
 def run_directory(cfg: DictConfig) -> Path:
     name = cfg.name or f"{cfg.data.name}_{cfg.method.name}_{run_id(cfg)}"
     return Path(cfg.out_dir) / name
@@ -142,6 +170,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 def train(cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, dict], None] | None = None) -> dict:
     """Train one run and write its directory; return the final metrics (``final.json``)."""
     started = time.time()
+    check_config(cfg)
     run_dir = run_directory(cfg)
     if (run_dir / "final.json").exists() and json.loads((run_dir / "final.json").read_text()).get("status") == "done":
         check_same_config(run_dir / "config.yaml", cfg)

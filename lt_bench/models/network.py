@@ -51,6 +51,13 @@ class Network(nn.Module):
         self.classifier = classifier.to(next(self.backbone.parameters()).device)
 
 
+def check_model_name(name: str) -> None:
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.7)
+        hint = f"did you mean {', '.join(close)}?" if close else "see timm.list_models()"
+        raise UserError(f"timm has no model {name!r}; {hint}")
+
+
 def build_network(
     name: str,
     num_classes: int,
@@ -61,10 +68,7 @@ def build_network(
     **kwargs,
 ) -> Network:
     """A timm backbone by name (``num_classes=0``: pooled features) under our classifier."""
-    if not timm.is_model(name):
-        close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.7)
-        hint = f"did you mean {', '.join(close)}?" if close else "see timm.list_models()"
-        raise UserError(f"timm has no model {name!r}; {hint}")
+    check_model_name(name)
     backbone = timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=in_chans, **kwargs)
     if weights:
         path = Path(weights)

@@ -1,0 +1,161 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lt_bench.cli import main
+from lt_bench.config import load_config, run_id
+from lt_bench.engine import NonFiniteLoss, lr_lambda, run_directory, train
+from lt_bench.errors import UserError
+
+TINY = [
+    "data.name=synthetic",
+    "data.options={num_classes: 4, image_size: 8, train_per_class: 40, test_per_class: 10}",
+    "data.ratio=10",
+    "data.batch_size=16",
+    "data.eval_batch_size=32",
+    "model.name=small_cnn",
+    "optim.epochs=2",
+    "optim.lr=0.05",
+    "optim.warmup_epochs=1",
+    "optim.milestones=[1]",
+    "train.progress=false",
+]
+
+
+class Crash(Exception):
+    """Stands in for a killed process after an epoch's checkpoint."""
+
+
+def crash_after(epochs):
+    def hook(epoch, row):
+        if epoch == epochs:
+            raise Crash
+
+    return hook
+
+
+def tiny(tmp_path, *overrides):
+    return load_config(None, [*TINY, f"out_dir={tmp_path}", *overrides])
+
+
+def test_two_epoch_run_writes_the_whole_run_directory(tmp_path):
+    cfg = tiny(tmp_path, "method.name=sar")
+    final = train(cfg)
+    run_dir = run_directory(cfg)
+    assert run_dir.name == f"synthetic_sar_{run_id(cfg)}"
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "checkpoint.pt", "config.yaml", "features.npz", "final.json", "metrics.jsonl", "per_class.csv", "split.json",
+    ]
+    assert load_config(run_dir / "config.yaml").method.name == "sar"
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert {"lr", "loss/base", "sar/anchor_ce", "sar/pull", "loss/total", "train/acc", "images_per_s", "sar/gate_rate"} <= set(rows[0])
+    assert rows[0]["loss/total"] == pytest.approx(rows[0]["loss/base"] + rows[0]["sar/anchor_ce"] + rows[0]["sar/pull"])
+    saved = json.loads((run_dir / "final.json").read_text())
+    assert saved == json.loads(json.dumps(final))
+    assert saved["status"] == "done" and saved["test_images"] == 40 and saved["train_images"] == 40 + 18 + 8 + 4
+    assert {"top1", "many", "medium", "few", "group_sizes", "wall_time_s", "versions"} <= set(saved)
+    assert saved["versions"]["torch"] == torch.__version__
+    table = pd.read_csv(run_dir / "per_class.csv")
+    assert list(table.columns) == ["class", "name", "n_train", "n_test", "group", "accuracy"]
+    assert table.n_train.tolist() == [40, 18, 8, 4] and table.n_test.tolist() == [10] * 4
+    assert saved["top1"] == pytest.approx((table.accuracy * table.n_test).sum() / 40)
+    arrays = np.load(run_dir / "features.npz")
+    assert arrays["features"].dtype == np.float16 and arrays["features"].shape == (40, 128)
+    assert arrays["logits"].shape == (40, 4) and arrays["classifier_weight"].shape == (4, 128)
+    assert (arrays["logits"].argmax(1) == arrays["labels"]).mean() == pytest.approx(saved["top1"])
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 2 and "ema_anchors" in state["method"]
+
+
+def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path):
+    overrides = ["method.name=center", "optim.epochs=3", "data.sampler=square_root"]
+    whole = train(tiny(tmp_path / "a", *overrides))
+
+    cfg = tiny(tmp_path / "b", *overrides)
+    with pytest.raises(Crash):
+        train(cfg, on_epoch_end=crash_after(1))
+    with pytest.raises(UserError, match="pass --resume"):
+        train(cfg)
+    resumed = train(cfg, resume=True)
+    for key in ("top1", "many", "medium", "few", "balanced"):
+        assert resumed[key] == whole[key]
+
+    def losses(root):
+        rows = [json.loads(line) for line in next(root.iterdir()).joinpath("metrics.jsonl").read_text().splitlines()]
+        return [(r["epoch"], r["loss/total"], r["train/acc"]) for r in rows]
+
+    assert losses(tmp_path / "b") == losses(tmp_path / "a")
+    a = np.load(next((tmp_path / "a").iterdir()) / "features.npz")
+    b = np.load(next((tmp_path / "b").iterdir()) / "features.npz")
+    assert np.array_equal(a["logits"], b["logits"]) and np.array_equal(a["centroids"], b["centroids"])
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path):
+    cfg = tiny(tmp_path, "name=run")
+    with pytest.raises(Crash):
+        train(cfg, on_epoch_end=crash_after(1))
+    with pytest.raises(UserError, match=r"config differs \(optim.lr: 0.05 -> 0.1\)"):
+        train(tiny(tmp_path, "name=run", "optim.lr=0.1"), resume=True)
+
+
+def test_same_seed_same_numbers_on_cpu(tmp_path):
+    a = train(tiny(tmp_path / "a", "method.name=prototype"))
+    b = train(tiny(tmp_path / "b", "method.name=prototype"))
+    c = train(tiny(tmp_path / "c", "method.name=prototype", "seed=1"))
+    assert a["top1"] == b["top1"] and a["few"] == b["few"]
+    fa, fc = (np.load(next((tmp_path / d).iterdir()) / "features.npz")["logits"] for d in "ac")
+    assert not np.array_equal(fa, fc) and c["status"] == "done"
+
+
+def test_non_finite_loss_names_the_term_and_marks_the_run_failed(tmp_path):
+    cfg = tiny(tmp_path, "method.name=center", "method.weight=1e38", "optim.warmup_epochs=0")
+    with pytest.raises(NonFiniteLoss, match=r"loss term '(center/pull|loss/base)' became non-finite at epoch 1, step \d+"):
+        train(cfg)
+    final = json.loads((run_directory(cfg) / "final.json").read_text())
+    assert final["status"] == "failed" and "non-finite" in final["error"]
+
+
+def test_lr_schedule_warmup_multistep_and_cosine():
+    cfg = load_config(None, ["optim.epochs=200", "optim.warmup_epochs=5"])
+    factor = lr_lambda(cfg.optim, steps_per_epoch=10)
+    assert factor(0) == pytest.approx(1 / 50) and factor(49) == pytest.approx(1.0)
+    assert factor(50) == 1.0 and factor(1599) == 1.0
+    assert factor(1600) == pytest.approx(0.01) and factor(1800) == pytest.approx(0.0001)
+    cosine = lr_lambda(load_config(None, ["optim.schedule=cosine", "optim.epochs=10", "optim.warmup_epochs=0"]).optim, 10)
+    assert cosine(0) == 1.0 and cosine(50) == pytest.approx(0.5) and cosine(100) == pytest.approx(0.0)
+
+
+def test_mnist_lt_short_run_learns(tmp_path):
+    """The embedded default learns: many-shot accuracy above 90% after a few epochs on CPU."""
+    cfg = load_config("experiments/mnist_lt.yaml", [f"out_dir={tmp_path}", "optim.epochs=6", "train.progress=false"])
+    final = train(cfg)
+    assert final["many"] > 0.9 and final["grouping"] == "absolute"
+    assert final["group_sizes"] == {"many": 3, "medium": 3, "few": 4}
+
+
+def test_train_cli_and_its_errors(tmp_path, capsys):
+    args = ["train", "experiments/mnist_lt.yaml", f"out_dir={tmp_path}", "optim.epochs=1", "train.progress=false"]
+    assert main(args) == 0
+    assert "top-1" in capsys.readouterr().out
+    for extra, message in [
+        (["optim.lrr=0.1"], "unknown config key 'optim.lrr'; did you mean optim.lr?"),
+        (["optim.epochs=ten"], "bad value for config key 'optim.epochs'"),
+        (["method.name=sarr"], "unknown method 'sarr'; did you mean sar"),
+        (["method.name=sar", "method.trade_of=0.2"], "method sar has no option 'trade_of'; did you mean trade_off?"),
+        (["model.name=resnet33_cifar"], "timm has no model 'resnet33_cifar'"),
+        (["data.sampler=balanced"], "unknown sampler 'balanced'"),
+    ]:
+        assert main([*args, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, (extra, err)
+
+
+def test_malformed_yaml(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  name: [mnist_lt\n")
+    assert main(["train", str(bad)]) == 2
+    assert "is not valid YAML at line" in capsys.readouterr().err
