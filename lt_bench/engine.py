@@ -309,7 +309,9 @@ def train(cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, di
     })
     with atomic.atomic_path(run_dir / "per_class.csv") as tmp:
         table.to_csv(tmp, index=False)
-    arrays = {"features": features.astype(np.float16), "labels": labels_test, "logits": logits_test,
+    # float16 halves the file; a run whose features overflow it keeps float32 rather than inf.
+    feature_dtype = np.float16 if np.abs(features).max(initial=0) < np.finfo(np.float16).max else np.float32
+    arrays = {"features": features.astype(feature_dtype), "labels": labels_test, "logits": logits_test,
               "train_counts": np.asarray(train_counts)}
     weight = getattr(network.classifier, "weight", None)
     if weight is not None:
