@@ -54,7 +54,7 @@ def hand_written_images_per_s(args) -> float:
     mean = torch.tensor(data.info.mean, device=device).view(1, -1, 1, 1) * 255
     std = torch.tensor(data.info.std, device=device).view(1, -1, 1, 1) * 255
     torch.manual_seed(0)
-    model = build_network("resnet32_cifar", 10).to(device)
+    model = build_network("resnet32_cifar", 10).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=2e-4)
     steps = (len(labels) + 127) // 128
     cfg = load_config(None, ["optim.epochs=2", "optim.warmup_epochs=1"])
@@ -69,7 +69,7 @@ def hand_written_images_per_s(args) -> float:
         for i in range(0, len(order), 128):
             index = order[i : i + 128]
             x = random_crop_flip(images[index], 4, True, generator)
-            x = (x.float() - mean) / std
+            x = ((x.float() - mean) / std).contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 _, logits = model(x)
                 loss = F.cross_entropy(logits.float(), labels[index])

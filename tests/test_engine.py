@@ -159,3 +159,22 @@ def test_malformed_yaml(tmp_path, capsys):
     bad.write_text("data:\n  name: [mnist_lt\n")
     assert main(["train", str(bad)]) == 2
     assert "is not valid YAML at line" in capsys.readouterr().err
+
+
+def test_image_folder_path_trains_through_timm_transforms(tmp_path, fake_imagenet_lt):
+    """ImageNet-LT list files -> timm transforms -> DataLoader: the standard (non in-memory) path."""
+    cfg = load_config("experiments/imagenet_lt.yaml", [
+        f"data.root={fake_imagenet_lt}", "data.options={num_classes: 4, image_size: 32}", "data.num_workers=0",
+        "data.batch_size=8", "model.name=small_cnn", "optim.epochs=1", "train.progress=false", f"out_dir={tmp_path}",
+    ])
+    final = train(cfg)
+    assert final["status"] == "done" and final["train_images"] == 15 and final["test_images"] == 12
+    assert pd.read_csv(run_directory(cfg) / "per_class.csv").n_train.tolist() == [8, 4, 2, 1]
+
+
+def test_a_finished_run_is_not_trained_again(tmp_path):
+    cfg = tiny(tmp_path)
+    first = train(cfg)
+    stamp = (run_directory(cfg) / "checkpoint.pt").stat().st_mtime_ns
+    assert train(cfg) == json.loads(json.dumps(first))
+    assert (run_directory(cfg) / "checkpoint.pt").stat().st_mtime_ns == stamp

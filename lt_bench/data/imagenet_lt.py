@@ -37,6 +37,7 @@ class ListFileDataset(SourceDataset):
         download: bool = False,
         list_dir=None,
         num_classes: int | None = None,
+        image_size: int | None = None,
         **kwargs,
     ):
         super().__init__(root, download)
@@ -44,6 +45,8 @@ class ListFileDataset(SourceDataset):
         self.splits = tuple(self.split_files)
         if num_classes is not None:  # a subset of the benchmark's classes
             self.info = dataclasses.replace(self.info, num_classes=num_classes, class_names=[])
+        if image_size is not None:  # the training resolution (default 224)
+            self.info = dataclasses.replace(self.info, image_size=(3, image_size, image_size))
 
     def list_path(self, split: str) -> Path:
         return self.list_dir / f"{self.list_prefix}_{self.split_files[split]}.txt"
