@@ -134,6 +134,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from lt_bench.engine import evaluate_run
+
+    final = evaluate_run(args.run_dir, args.train_features, args.posthoc_tau)
+    groups = ", ".join(f"{g} {final[g]:.4f}" for g in ("many", "medium", "few") if final.get(g) is not None)
+    print(f"{args.run_dir}: top-1 {final['top1']:.4f} ({groups}); wrote separability.json, per_class.csv")
+    if "posthoc" in final:
+        print(f"post-hoc logit adjustment, tau {args.posthoc_tau:g}: top-1 {final['posthoc']['top1']:.4f}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- entry point
 
 
@@ -189,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. method.name=sar data.ratio=50 seed=1")
     p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="recompute a run's accuracy groups and separability statistics")
+    p.add_argument("run_dir", help="a run directory written by lt-bench train")
+    p.add_argument("--train-features", action="store_true",
+                   help="recompute train features from the checkpoint (kNN / NCM memory)")
+    p.add_argument("--posthoc-tau", type=float, default=0.0, help="also report post-hoc logit adjustment")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser(
         "datasets", help="list the data sets, whether their data is present, and their sizes"

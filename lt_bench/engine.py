@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +24,21 @@ from omegaconf import DictConfig, OmegaConf
 
 from lt_bench import atomic
 from lt_bench.config import identity, run_id, to_dict
-from lt_bench.data import build_dataset, long_tail_split
+from lt_bench.data import (
+    LabelledImages,
+    LongTailSplit,
+    SourceDataset,
+    build_dataset,
+    long_tail_split,
+)
 from lt_bench.data.samplers import epoch_indices
 from lt_bench.data.transforms import make_batches
 from lt_bench.errors import UserError
 from lt_bench.eval.accuracy import summarize
-from lt_bench.losses import Reweighting, build_loss
-from lt_bench.methods import build_method
-from lt_bench.models import build_network
+from lt_bench.eval.evaluate import evaluate_and_write
+from lt_bench.losses import BaseLoss, Reweighting, build_loss
+from lt_bench.methods import Regularizer, build_method
+from lt_bench.models import Network, build_network
 
 
 class NonFiniteLoss(UserError):
@@ -65,6 +73,19 @@ def lr_lambda(optim: DictConfig, steps_per_epoch: int) -> Callable[[int], float]
         return optim.gamma ** sum(epoch >= m for m in optim.milestones)
 
     return factor
+
+
+def test_arrays(network: Network, method: Regularizer, batches, device, amp: bool, train_counts) -> dict:
+    """What ``features.npz`` holds: test features, labels, logits, classifier rows, the method's centroids."""
+    features, logits, labels = predict(network, batches, device, amp)
+    arrays = {"features": features, "labels": labels, "logits": logits, "train_counts": np.asarray(train_counts)}
+    weight = getattr(network.classifier, "weight", None)
+    if weight is not None:
+        arrays["classifier_weight"] = weight.detach().float().cpu().numpy()
+    centroids = method.centroids()
+    if centroids is not None:
+        arrays["centroids"] = centroids.detach().float().cpu().numpy()
+    return arrays
 
 
 @torch.no_grad()
@@ -131,6 +152,51 @@ def check_config(cfg: DictConfig) -> None:
         raise UserError("optim.epochs and data.batch_size must be >= 1")
 
 
+@dataclass
+class Setup:
+    """What a run is made of: data, network, method and base loss, on their device."""
+
+    device: torch.device
+    source: SourceDataset
+    split: LongTailSplit
+    test: LabelledImages
+    network: Network
+    method: Regularizer
+    base_loss: BaseLoss
+    amp: bool
+
+    def batches(self, data: LabelledImages, cfg: DictConfig):
+        """Evaluation batches (no augmentation) of ``data``."""
+        return make_batches(data, cfg.data.eval_batch_size, self.device, "none", 0, cfg.data.num_workers,
+                            cfg.train.channels_last)
+
+
+def build(cfg: DictConfig) -> Setup:
+    """Data (long-tailed train split, balanced test set), then network, method and base loss, seeded
+    so that the same config gives the same initial weights."""
+    device = select_device(cfg.train.device)
+    source = build_dataset(cfg.data.name, root=cfg.data.root, **cfg.data.options)
+    split = long_tail_split(source, cfg.data.ratio, cfg.data.profile, cfg.data.split_seed, cfg.data.max_count,
+                            grouping=cfg.data.grouping)
+    test = source.load("test")
+    num_classes = source.info.num_classes
+
+    torch.manual_seed(cfg.seed)
+    method_args = {k: v for k, v in to_dict(cfg.method).items() if k != "name"}
+    loss_args = {k: v for k, v in to_dict(cfg.loss).items() if k not in ("name", "reweight", "cb_beta", "drw_epoch")}
+    base_loss = build_loss(cfg.loss.name, split.counts, **loss_args).to(device)
+    classifier = base_loss.classifier if cfg.model.classifier == "auto" else cfg.model.classifier
+    network = build_network(cfg.model.name, num_classes, source.info.image_size[0], cfg.model.pretrained,
+                            cfg.model.weights, classifier, **cfg.model.options).to(device)
+    method = build_method(cfg.method.name, num_classes, network.num_features, split.counts, **method_args).to(device)
+    if method.fixed_classifier() is not None:
+        network.fix_classifier(method.fixed_classifier())
+    if cfg.train.channels_last:  # faster convolutions with cuDNN, and with oneDNN on CPU
+        network = network.to(memory_format=torch.channels_last)
+    amp = cfg.train.amp and device.type == "cuda"
+    return Setup(device, source, split, test, network, method, base_loss, amp)
+
+
 def run_directory(cfg: DictConfig) -> Path:
     name = cfg.name or f"{cfg.data.name}_{cfg.method.name}_{run_id(cfg)}"
     return Path(cfg.out_dir) / name
@@ -181,33 +247,12 @@ def train(cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, di
     if resume and (run_dir / "config.yaml").exists():
         check_same_config(run_dir / "config.yaml", cfg)
 
-    # Data: the long-tailed train split and the balanced test set.
-    device = select_device(cfg.train.device)
-    source = build_dataset(cfg.data.name, root=cfg.data.root, **cfg.data.options)
-    split = long_tail_split(source, cfg.data.ratio, cfg.data.profile, cfg.data.split_seed, cfg.data.max_count,
-                            grouping=cfg.data.grouping)
-    test = source.load("test")
-    train_counts = split.counts
-    num_classes = source.info.num_classes
-    amp = cfg.train.amp and device.type == "cuda"
-    channels_last = cfg.train.channels_last  # faster convolutions with cuDNN and with oneDNN on CPU
+    setup = build(cfg)
+    device, split, network, method, base_loss = setup.device, setup.split, setup.network, setup.method, setup.base_loss
+    train_counts, num_classes, amp = split.counts, setup.source.info.num_classes, setup.amp
     train_batches = make_batches(split.train, cfg.data.batch_size, device, cfg.data.augment, cfg.data.pad,
-                                 cfg.data.num_workers, channels_last)
-    test_batches = make_batches(test, cfg.data.eval_batch_size, device, "none", 0, cfg.data.num_workers, channels_last)
-
-    # Model, method, loss: seeded, so the same config gives the same initial weights.
-    torch.manual_seed(cfg.seed)
-    method_args = {k: v for k, v in to_dict(cfg.method).items() if k != "name"}
-    loss_args = {k: v for k, v in to_dict(cfg.loss).items() if k not in ("name", "reweight", "cb_beta", "drw_epoch")}
-    base_loss = build_loss(cfg.loss.name, train_counts, **loss_args).to(device)
-    classifier = base_loss.classifier if cfg.model.classifier == "auto" else cfg.model.classifier
-    network = build_network(cfg.model.name, num_classes, source.info.image_size[0], cfg.model.pretrained,
-                            cfg.model.weights, classifier, **cfg.model.options).to(device)
-    method = build_method(cfg.method.name, num_classes, network.num_features, train_counts, **method_args).to(device)
-    if method.fixed_classifier() is not None:
-        network.fix_classifier(method.fixed_classifier())
-    if channels_last:
-        network = network.to(memory_format=torch.channels_last)
+                                 cfg.data.num_workers, cfg.train.channels_last)
+    test_batches = setup.batches(setup.test, cfg)
     reweight = Reweighting(cfg.loss.get("reweight", "none"), train_counts, cfg.loss.get("cb_beta", 0.9999),
                            cfg.loss.get("drw_epoch", 160))
     forward = torch.compile(network) if cfg.train.compile else network
@@ -293,41 +338,18 @@ def train(cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, di
     finally:
         progress.close()
 
-    # Final evaluation on the balanced test set.
-    features, logits_test, labels_test = predict(network, test_batches, device, amp)
-    metrics, per_class, groups = summarize(logits_test, labels_test, train_counts, cfg.data.grouping)
-    group_of = np.empty(num_classes, dtype=object)
-    for name, ids in groups.items():
-        group_of[ids] = name
-    table = pd.DataFrame({
-        "class": np.arange(num_classes),
-        "name": source.info.class_names,
-        "n_train": train_counts,
-        "n_test": np.bincount(labels_test, minlength=num_classes),
-        "group": group_of,
-        "accuracy": per_class,
-    })
-    with atomic.atomic_path(run_dir / "per_class.csv") as tmp:
-        table.to_csv(tmp, index=False)
-    # float16 halves the file; a run whose features overflow it keeps float32 rather than inf.
-    feature_dtype = np.float16 if np.abs(features).max(initial=0) < np.finfo(np.float16).max else np.float32
-    arrays = {"features": features.astype(feature_dtype), "labels": labels_test, "logits": logits_test,
-              "train_counts": np.asarray(train_counts)}
-    weight = getattr(network.classifier, "weight", None)
-    if weight is not None:
-        arrays["classifier_weight"] = weight.detach().float().cpu().numpy()
-    centroids = method.centroids()
-    if centroids is not None:
-        arrays["centroids"] = centroids.detach().float().cpu().numpy()
-    with atomic.atomic_path(run_dir / "features.npz") as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
+    # Final evaluation on the balanced test set; train features serve as kNN and NCM memory.
+    arrays = test_arrays(network, method, test_batches, device, amp, train_counts)
+    train_features, _, train_labels = predict(network, setup.batches(split.train, cfg), device, amp)
+    metrics = evaluate_and_write(run_dir, arrays, setup.source.info.class_names, cfg.data.grouping,
+                                 train_features, train_labels)
     final = {
         "status": "done",
         "run_id": run_id(cfg),
         **metrics,
         "epochs": cfg.optim.epochs,
         "train_images": int(len(split.train)),
-        "test_images": int(len(labels_test)),
+        "test_images": int(len(arrays["labels"])),
         "method_info": method.info(),
         "device": str(device),
         "wall_time_s": time.time() - started,
@@ -364,3 +386,50 @@ def _progress(cfg: DictConfig, start_epoch: int):
 
     return tqdm(total=cfg.optim.epochs, initial=start_epoch, unit="epoch", desc=f"{cfg.data.name}/{cfg.method.name}",
                 disable=not (cfg.train.progress and sys.stderr.isatty()))
+
+
+# ----------------------------------------------------------------------------- evaluation of a saved run
+
+
+def evaluate_run(run_dir: str | Path, train_features: bool = False, posthoc_tau: float = 0.0) -> dict:
+    """Recompute a finished run's evaluation from ``features.npz``, or from ``checkpoint.pt`` when
+    the features are missing or train features are asked for (kNN / NCM memory). A post-hoc logit
+    adjustment (tau > 0) is reported under ``final.json["posthoc"]``, the run's own metrics kept."""
+    from lt_bench.config import load_config
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"{run_dir} is not a run directory (no config.yaml); pass a folder written by lt-bench train")
+    cfg = load_config(run_dir / "config.yaml")
+    final_path = run_dir / "final.json"
+    final = json.loads(final_path.read_text()) if final_path.exists() else {}
+    features_path = run_dir / "features.npz"
+    train_f = train_l = None
+    class_names: list[str] = []
+    if train_features or not features_path.exists():
+        if not (run_dir / "checkpoint.pt").exists():
+            raise UserError(f"{run_dir} has neither features.npz nor checkpoint.pt; retrain the run")
+        setup = build(cfg)
+        state = torch.load(run_dir / "checkpoint.pt", map_location=setup.device, weights_only=True)
+        setup.network.load_state_dict(state["network"])
+        setup.method.load_state_dict(state["method"])
+        arrays = test_arrays(setup.network, setup.method, setup.batches(setup.test, cfg), setup.device, setup.amp,
+                             setup.split.counts)
+        if train_features:
+            train_f, _, train_l = predict(setup.network, setup.batches(setup.split.train, cfg), setup.device, setup.amp)
+        class_names = setup.source.info.class_names
+    else:
+        with np.load(features_path) as saved:
+            arrays = {k: saved[k] for k in saved.files}
+    if not class_names and (run_dir / "per_class.csv").exists():
+        class_names = pd.read_csv(run_dir / "per_class.csv")["name"].astype(str).tolist()
+    metrics = evaluate_and_write(run_dir, arrays, class_names, cfg.data.grouping, train_f, train_l,
+                                 write_features=not features_path.exists())
+    if posthoc_tau:
+        adjusted, _, _ = summarize(np.asarray(arrays["logits"], dtype=np.float64), arrays["labels"],
+                                   arrays["train_counts"], cfg.data.grouping, posthoc_tau)
+        final["posthoc"] = {"tau": posthoc_tau, **adjusted}
+    final.update(metrics)
+    final["evaluated_with"] = {"train_features": train_features}
+    atomic.write_json(final_path, final)
+    return final

@@ -47,7 +47,8 @@ def test_two_epoch_run_writes_the_whole_run_directory(tmp_path):
     run_dir = run_directory(cfg)
     assert run_dir.name == f"synthetic_sar_{run_id(cfg)}"
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "checkpoint.pt", "config.yaml", "features.npz", "final.json", "metrics.jsonl", "per_class.csv", "split.json",
+        "checkpoint.pt", "config.yaml", "features.npz", "final.json", "metrics.jsonl", "per_class.csv",
+        "separability.json", "split.json",
     ]
     assert load_config(run_dir / "config.yaml").method.name == "sar"
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -60,7 +61,11 @@ def test_two_epoch_run_writes_the_whole_run_directory(tmp_path):
     assert {"top1", "many", "medium", "few", "group_sizes", "wall_time_s", "versions"} <= set(saved)
     assert saved["versions"]["torch"] == torch.__version__
     table = pd.read_csv(run_dir / "per_class.csv")
-    assert list(table.columns) == ["class", "name", "n_train", "n_test", "group", "accuracy"]
+    assert list(table.columns[:6]) == ["class", "name", "n_train", "n_test", "group", "accuracy"]
+    assert {"intra_inter_ratio", "cdnv", "knn_accuracy", "ncm_accuracy", "centroid_distance"} <= set(table.columns)
+    sep = json.loads((run_dir / "separability.json").read_text())
+    assert {"nc1", "nc2_etf_distance", "nc3_self_duality", "silhouette", "knn_accuracy"} <= set(sep["summary"])
+    assert sep["settings"]["knn_memory"] == "train" and set(sep["groups"]) == {"many", "medium", "few"}
     assert table.n_train.tolist() == [40, 18, 8, 4] and table.n_test.tolist() == [10] * 4
     assert saved["top1"] == pytest.approx((table.accuracy * table.n_test).sum() / 40)
     arrays = np.load(run_dir / "features.npz")

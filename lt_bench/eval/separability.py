@@ -22,6 +22,7 @@ import torch
 from lt_bench.data.splits import GROUPS, choose_shot_groups
 
 CHUNK = 2048
+KNN_BUDGET = 5e11  # multiply-adds for the kNN similarities: ~3 s at 150 GFLOP/s; above it, queries are sampled
 
 
 def _tensor(x) -> torch.Tensor:
@@ -151,13 +152,16 @@ def _class_statistics(f: torch.Tensor, y: torch.Tensor, num_classes: int) -> _Cl
 
 
 def knn_accuracy(
-    queries, query_labels, memory=None, memory_labels=None, k: int = 20, max_queries: int = 10000, seed: int = 0
+    queries, query_labels, memory=None, memory_labels=None, k: int = 20, max_queries: int | None = None, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Cosine kNN (majority vote, ties broken by summed similarity). With no memory, leave-one-out
-    on the queries. Returns (correct per used query, labels of used queries, queries used)."""
+    on the queries. Queries beyond ``max_queries`` (default: as many as KNN_BUDGET multiply-adds
+    allow) are a stratified sample. Returns (correct per used query, their labels, queries used)."""
     q, ql = _tensor(queries), np.asarray(query_labels)
     loo = memory is None
     m, ml = (q, ql) if loo else (_tensor(memory), np.asarray(memory_labels))
+    if max_queries is None:
+        max_queries = max(1000, int(KNN_BUDGET / (len(ml) * q.shape[1])))
     used = np.arange(len(ql)) if len(ql) <= max_queries else _stratified(ql, max_queries, seed)
     q = torch.nn.functional.normalize(q[torch.as_tensor(used)], dim=1)
     m = torch.nn.functional.normalize(m, dim=1)
@@ -195,7 +199,7 @@ def separability(
     grouping: str = "auto",
     knn_k: int = 20,
     silhouette_max_points: int = 20000,
-    knn_max_queries: int = 10000,
+    knn_max_queries: int | None = None,
     seed: int = 0,
 ) -> dict:
     """Every statistic, overall, per class and per many / medium / few group.
