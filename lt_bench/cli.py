@@ -145,6 +145,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from lt_bench import sweep
+
+    study = sweep.load_study(args.study)
+    runs_dir = Path(args.runs_dir or Path("runs") / study.name)
+    points = sweep.expand(study, runs_dir)
+    slurm = {**study.slurm, **{k: v for k, v in (("partition", args.partition), ("time_min", args.time_min),
+                                                   ("gpus", args.gpus), ("cpus", args.cpus)) if v is not None}}
+    if not (args.status or args.dry_run):
+        results = sweep.launch(points, args.executor, args.jobs, slurm)
+        submitted = [r["job_id"] for r in results if r.get("status") == "submitted"]
+        if submitted:
+            print(f"submitted {len(submitted)} jobs ({submitted[0]}...) to slurm; check with lt-bench sweep {args.study} --status")
+    counts = sweep.status_counts(points)
+    print(f"{study.name}: {len(points)} runs in {runs_dir}: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in sweep.STATUSES))
+    if args.dry_run:
+        for point in points:
+            mark = sweep.run_status(point.run_dir)
+            print(f"  [{mark}] {point.run_dir.name}  " + " ".join(f"{k}={v}" for k, v in point.overrides.items()))
+    for run_dir, error in sweep.failures(points):
+        print(f"  failed: {run_dir}: {error}")
+    return 1 if counts.get("failed") and not (args.status or args.dry_run) else 0
+
+
 # ----------------------------------------------------------------------------- entry point
 
 
@@ -200,6 +224,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. method.name=sar data.ratio=50 seed=1")
     p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sweep", help="run every point of a study not yet done (idempotent)")
+    p.add_argument("study", help="study file, e.g. experiments/studies/mnist_lt_demo.yaml")
+    p.add_argument("--runs-dir", default=None, help="where the run folders go (default: runs/<study name>)")
+    p.add_argument("--executor", default="local", help="local (processes), slurm (submitit) or submitit_local")
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time (local) or slurm array parallelism")
+    p.add_argument("--dry-run", action="store_true", help="list the points and their status; launch nothing")
+    p.add_argument("--status", action="store_true", help="print done / failed / incomplete / pending counts only")
+    p.add_argument("--partition", default=None, help="slurm partition")
+    p.add_argument("--time-min", type=int, default=None, help="slurm time limit per run, minutes")
+    p.add_argument("--gpus", type=int, default=None, help="GPUs per run (slurm)")
+    p.add_argument("--cpus", type=int, default=None, help="CPUs per run (slurm)")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("eval", help="recompute a run's accuracy groups and separability statistics")
     p.add_argument("run_dir", help="a run directory written by lt-bench train")

@@ -1,0 +1,204 @@
+"""Studies: a base config times a grid of overrides, one run directory per point.
+
+A study file (``experiments/studies/*.yaml``)::
+
+    name: mnist_lt_demo
+    base: ../mnist_lt.yaml              # relative to the study file
+    fixed: {optim.epochs: 12}           # overrides for every point (optional)
+    grid:                               # the product of these lists
+      method.name: [none, center, prototype, etf, sar]
+      data.ratio: [10, 100]
+      seed: [0, 1, 2]
+    slurm: {partition: gpu, time_min: 240, gpus: 1, cpus: 8}   # optional
+
+Each point's run directory is named by a hash of its resolved config, so a sweep is idempotent:
+run it again and only the runs not yet done are launched. A failed run keeps its error in
+``final.json`` (and the traceback in ``error.log``) and is reported, never skipped silently.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from lt_bench import atomic
+from lt_bench.config import Config, load_config, run_id, to_dict
+from lt_bench.errors import UserError
+
+EXECUTORS = ("local", "slurm", "submitit_local")
+STATUSES = ("done", "failed", "incomplete", "pending")
+
+
+@dataclass
+class Study:
+    name: str
+    base: Path | None
+    fixed: dict = field(default_factory=dict)
+    grid: dict = field(default_factory=dict)
+    slurm: dict = field(default_factory=dict)
+
+
+@dataclass
+class Point:
+    overrides: dict
+    cfg: DictConfig
+
+    @property
+    def run_dir(self) -> Path:
+        from lt_bench.engine import run_directory
+
+        return run_directory(self.cfg)
+
+
+def load_study(path: str | Path) -> Study:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"study file {path} does not exist; pass a YAML file such as experiments/studies/mnist_lt_demo.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise UserError(f"study file {path} is not valid YAML; fix its syntax") from err
+    unknown = set(raw) - {"name", "base", "fixed", "grid", "slurm"}
+    if unknown:
+        raise UserError(f"study file {path} has unknown keys {sorted(unknown)}; allowed: name, base, fixed, grid, slurm")
+    grid = raw.get("grid") or {}
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise UserError(f"study grid key {key!r} needs a non-empty list of values")
+    base = (path.parent / raw["base"]).resolve() if raw.get("base") else None
+    return Study(raw.get("name", path.stem), base, raw.get("fixed") or {}, grid, raw.get("slurm") or {})
+
+
+def _as_overrides(values: dict) -> list[str]:
+    # JSON is YAML's flow syntax, so lists, mappings and quoted strings survive OmegaConf's parser.
+    return [f"{key}={json.dumps(value)}" for key, value in values.items()]
+
+
+def expand(study: Study, runs_dir: str | Path) -> list[Point]:
+    """Every grid point as a resolved config writing under ``runs_dir``; run ids must be unique."""
+    keys = list(study.grid)
+    points = []
+    for values in itertools.product(*(study.grid[k] for k in keys)):
+        overrides = dict(zip(keys, values))
+        cfg = load_config(study.base, [*_as_overrides(study.fixed), *_as_overrides(overrides), f"out_dir={runs_dir}"])
+        points.append(Point(overrides, cfg))
+    ids = Counter(run_id(p.cfg) for p in points)
+    if any(n > 1 for n in ids.values()):
+        raise UserError(f"study {study.name} has grid points with identical configs; remove repeated grid values")
+    return points
+
+
+def run_status(run_dir: Path) -> str:
+    final = run_dir / "final.json"
+    if not final.exists():
+        return "incomplete" if run_dir.exists() else "pending"
+    status = json.loads(final.read_text()).get("status")
+    return status if status in ("done", "failed") else "incomplete"
+
+
+def run_point(resolved: dict, threads: int | None = None) -> dict:
+    """Train one point (resuming where a killed attempt stopped); record any failure in its folder."""
+    import torch
+
+    from lt_bench.engine import run_directory, train
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = OmegaConf.merge(OmegaConf.structured(Config), resolved)
+    run_dir = run_directory(cfg)
+    try:
+        train(cfg, resume=True)
+        return {"run_dir": str(run_dir), "status": "done"}
+    except Exception as err:  # a sweep reports every failure, whatever its kind
+        message = f"{type(err).__name__}: {err}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(run_dir / "error.log", traceback.format_exc())
+        atomic.write_json(run_dir / "final.json", {"status": "failed", "error": message, "run_id": run_id(cfg)})
+        return {"run_dir": str(run_dir), "status": "failed", "error": message}
+
+
+def status_counts(points: list[Point]) -> Counter:
+    return Counter(run_status(p.run_dir) for p in points)
+
+
+def failures(points: list[Point]) -> list[tuple[Path, str]]:
+    out = []
+    for p in points:
+        if run_status(p.run_dir) == "failed":
+            out.append((p.run_dir, json.loads((p.run_dir / "final.json").read_text()).get("error", "")))
+    return out
+
+
+def launch(
+    points: list[Point],
+    executor: str = "local",
+    jobs: int = 1,
+    slurm: dict | None = None,
+    progress: bool = True,
+    folder: Path | None = None,
+) -> list[dict]:
+    """Run the points not yet done; local runs finish before this returns, slurm jobs are submitted."""
+    if executor not in EXECUTORS:
+        raise UserError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
+    todo = [to_dict(p.cfg) for p in points if run_status(p.run_dir) != "done"]
+    if not todo:
+        return []
+    if executor == "local":
+        return _launch_local(todo, jobs, progress)
+    return _launch_submitit(todo, executor, jobs, slurm or {}, folder or Path(points[0].cfg.out_dir) / ".submitit")
+
+
+def _launch_local(todo: list[dict], jobs: int, progress: bool) -> list[dict]:
+    import sys
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(todo), unit="run", disable=not (progress and sys.stderr.isatty()))
+    for resolved in todo:  # the runs' own bars would interleave: keep only the sweep's
+        resolved["train"]["progress"] = False
+    results = []
+    if jobs <= 1:
+        for resolved in todo:
+            results.append(run_point(resolved))
+            bar.update(1)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = [pool.submit(run_point, resolved, threads) for resolved in todo]
+            for future in as_completed(futures):
+                results.append(future.result())
+                bar.update(1)
+    bar.close()
+    return results
+
+
+def _launch_submitit(todo: list[dict], executor: str, jobs: int, slurm: dict, folder: Path) -> list[dict]:
+    import submitit
+
+    cluster = "local" if executor == "submitit_local" else "slurm"
+    pool = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+    parameters = {"timeout_min": int(slurm.get("time_min", 60)), "slurm_array_parallelism": max(jobs, 1)}
+    if cluster == "slurm":
+        parameters.update(
+            slurm_partition=slurm.get("partition"),
+            gpus_per_node=int(slurm.get("gpus", 1)),
+            cpus_per_task=int(slurm.get("cpus", 8)),
+        )
+        parameters = {k: v for k, v in parameters.items() if v is not None}
+    pool.update_parameters(**parameters)
+    submitted = pool.map_array(run_point, todo)
+    if cluster == "local":  # tests and laptops: wait, as the local executor does
+        return [job.result() for job in submitted]
+    return [{"job_id": job.job_id, "status": "submitted"} for job in submitted]

@@ -1,0 +1,122 @@
+import json
+
+import pytest
+
+from lt_bench.cli import main
+from lt_bench.config import run_id
+from lt_bench.errors import UserError
+from lt_bench.sweep import expand, launch, load_study, run_status, status_counts
+
+STUDY = """
+name: tiny
+base: base.yaml
+fixed: {optim.epochs: 1}
+grid:
+  method.name: [none, center]
+  seed: [0, 1]
+"""
+
+BASE = """
+data:
+  name: synthetic
+  options: {num_classes: 4, image_size: 8, train_per_class: 20, test_per_class: 5}
+  ratio: 4
+  batch_size: 16
+model: {name: small_cnn}
+optim: {lr: 0.05, warmup_epochs: 0}
+train: {progress: false}
+"""
+
+
+@pytest.fixture
+def study_file(tmp_path):
+    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "study.yaml").write_text(STUDY)
+    return tmp_path / "study.yaml"
+
+
+def test_grid_expansion_and_stable_unique_run_ids(study_file, tmp_path):
+    points = expand(load_study(study_file), tmp_path / "runs")
+    assert [p.overrides for p in points] == [
+        {"method.name": "none", "seed": 0}, {"method.name": "none", "seed": 1},
+        {"method.name": "center", "seed": 0}, {"method.name": "center", "seed": 1},
+    ]
+    assert all(p.cfg.optim.epochs == 1 and p.cfg.data.ratio == 4 for p in points)
+    ids = [run_id(p.cfg) for p in points]
+    assert len(set(ids)) == 4
+    assert ids == [run_id(p.cfg) for p in expand(load_study(study_file), tmp_path / "elsewhere")]
+    assert points[0].run_dir == tmp_path / "runs" / f"synthetic_none_{ids[0]}"
+
+
+def test_sweep_runs_only_what_is_not_done(study_file, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    points = expand(load_study(study_file), runs)
+    assert status_counts(points) == {"pending": 4}
+    launch(points[:3], progress=False)
+    assert status_counts(points) == {"done": 3, "pending": 1}
+    stamps = [(p.run_dir / "final.json").stat().st_mtime_ns for p in points[:3]]
+    assert main(["sweep", str(study_file), "--runs-dir", str(runs)]) == 0
+    assert "4 runs" in capsys.readouterr().out and status_counts(points) == {"done": 4}
+    assert [(p.run_dir / "final.json").stat().st_mtime_ns for p in points[:3]] == stamps  # not run again
+    assert launch(points, progress=False) == []
+
+
+def test_failed_runs_keep_their_error_and_are_reported(tmp_path, capsys):
+    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "study.yaml").write_text("base: base.yaml\nfixed: {optim.epochs: 1}\ngrid:\n  optim.lr: [0.05, 1.0e+38]\n")
+    runs = tmp_path / "runs"
+    assert main(["sweep", str(tmp_path / "study.yaml"), "--runs-dir", str(runs)]) == 1
+    out = capsys.readouterr().out
+    assert "1 done, 1 failed" in out and "failed: " in out and "became non-finite" in out
+    failed = expand(load_study(tmp_path / "study.yaml"), runs)[1]
+    assert run_status(failed.run_dir) == "failed" and (failed.run_dir / "final.json").exists()
+    assert "non-finite" in json.loads((failed.run_dir / "final.json").read_text())["error"]
+    assert main(["sweep", str(tmp_path / "study.yaml"), "--runs-dir", str(runs), "--status"]) == 0
+    assert "failed: " in capsys.readouterr().out
+
+
+def test_sweep_status_and_dry_run_launch_nothing(study_file, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["sweep", str(study_file), "--runs-dir", str(runs), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "0 done, 0 failed, 0 incomplete, 4 pending" in out and out.count("[pending]") == 4
+    assert main(["sweep", str(study_file), "--runs-dir", str(runs), "--status"]) == 0
+    assert not runs.exists()
+
+
+def test_an_interrupted_run_counts_as_incomplete_and_is_resumed(study_file, tmp_path):
+    from lt_bench.engine import train
+
+    points = expand(load_study(study_file), tmp_path / "runs")
+    cfg = points[0].cfg.copy()
+    cfg.optim.epochs = 1
+
+    class Stop(Exception):
+        pass
+
+    def stop(epoch, row):
+        raise Stop
+
+    with pytest.raises(Stop):
+        train(cfg, on_epoch_end=stop)
+    assert run_status(points[0].run_dir) == "incomplete"
+    launch(points[:1], progress=False)
+    assert run_status(points[0].run_dir) == "done"
+
+
+def test_slurm_executor_through_submitit_local(study_file, tmp_path):
+    points = expand(load_study(study_file), tmp_path / "runs")[:2]
+    results = launch(points, executor="submitit_local", jobs=2, slurm={"time_min": 5}, folder=tmp_path / "submitit")
+    assert [r["status"] for r in results] == ["done", "done"]
+    assert status_counts(points) == {"done": 2}
+
+
+def test_bad_study_files(tmp_path):
+    (tmp_path / "s.yaml").write_text("grid:\n  seed: 3\n")
+    with pytest.raises(UserError, match="needs a non-empty list"):
+        load_study(tmp_path / "s.yaml")
+    (tmp_path / "s.yaml").write_text("gird: {}\n")
+    with pytest.raises(UserError, match="unknown keys"):
+        load_study(tmp_path / "s.yaml")
+    with pytest.raises(UserError, match="does not exist"):
+        load_study(tmp_path / "missing.yaml")
