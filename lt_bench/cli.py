@@ -169,6 +169,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if counts.get("failed") and not (args.status or args.dry_run) else 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from lt_bench.report import write_report
+    from lt_bench.report.collect import collect
+
+    collect(args.runs_dir)  # refuse an empty or missing runs folder before creating the output folder
+    out = _output_dir(Path(args.out))
+    result = write_report(args.runs_dir, out, figures=not args.no_figures)
+    runs = result["runs"]
+    counts = runs.status.value_counts().to_dict()
+    print(f"{len(runs)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}); wrote {len(result['written'])} files to {out}")
+    if (out / "main_table.md").exists():
+        print((out / "main_table.md").read_text(), end="")
+    for row in result["unfinished"].itertuples():
+        print(f"  {row.status}: {row.run_dir}" + (f": {row.error}" if isinstance(row.error, str) else ""))
+    return 0
+
+
 # ----------------------------------------------------------------------------- entry point
 
 
@@ -237,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus", type=int, default=None, help="GPUs per run (slurm)")
     p.add_argument("--cpus", type=int, default=None, help="CPUs per run (slurm)")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="collect runs into runs.csv, tables (md, tex, csv) and figures")
+    p.add_argument("runs_dir", help="folder holding run directories (any depth)")
+    p.add_argument("--out", required=True, help="output folder, e.g. results/NAME")
+    p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("eval", help="recompute a run's accuracy groups and separability statistics")
     p.add_argument("run_dir", help="a run directory written by lt-bench train")

@@ -1,1 +1,84 @@
-"""Turning runs and splits into tables and figures."""
+"""Turning runs into the tables and figures of a paper: ``write_report(runs_dir, out_dir)``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lt_bench import atomic
+from lt_bench.report import plots
+from lt_bench.report.collect import collect
+from lt_bench.report.tables import incomplete_runs, main_table, ratio_table, separability_table
+
+TABLES = {"main_table": main_table, "separability_table": separability_table, "ratio_table": ratio_table}
+
+
+def _load_per_run(runs: pd.DataFrame, runs_dir: Path):
+    per_class, histories = {}, {}
+    for run in runs.run_dir:
+        folder = runs_dir / run
+        if (folder / "per_class.csv").exists():
+            per_class[run] = pd.read_csv(folder / "per_class.csv")
+        if (folder / "metrics.jsonl").exists():
+            rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+            histories[run] = pd.DataFrame(rows)
+    return per_class, histories
+
+
+def _features_per_method(runs: pd.DataFrame, runs_dir: Path, dataset: str) -> dict:
+    """Test features of the lowest-seed run of each method on ``dataset``."""
+    out = {}
+    subset = runs[runs.dataset == dataset].sort_values("seed", kind="stable")
+    for label, group in subset.groupby("label", sort=False):
+        path = runs_dir / group.run_dir.iloc[0] / "features.npz"
+        if path.exists():
+            with np.load(path) as arrays:
+                out[label] = (arrays["features"].astype(np.float32), arrays["labels"])
+    return out
+
+
+def write_report(runs_dir: str | Path, out_dir: str | Path, figures: bool = True) -> dict:
+    """runs.csv, the three tables (md, tex, csv), report.md and the figures (png, pdf) in ``out_dir``."""
+    runs_dir, out_dir = Path(runs_dir), Path(out_dir)
+    runs = collect(runs_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = ["runs.csv"]
+    with atomic.atomic_path(out_dir / "runs.csv") as tmp:
+        runs.to_csv(tmp, index=False)
+
+    done = runs[runs.status == "done"]
+    sections = []
+    for name, make in TABLES.items():
+        if done.empty:
+            break
+        table = make(runs)
+        atomic.write_text(out_dir / f"{name}.md", table.markdown())
+        atomic.write_text(out_dir / f"{name}.tex", table.latex())
+        with atomic.atomic_path(out_dir / f"{name}.csv") as tmp:
+            table.frame().to_csv(tmp, index=False)
+        written += [f"{name}.md", f"{name}.tex", f"{name}.csv"]
+        sections.append(f"## {table.title}\n\n{table.markdown()}")
+    unfinished = incomplete_runs(runs)
+    if len(unfinished):
+        lines = [f"- `{r.run_dir}` ({r.label}, {r.dataset}, seed {r.seed}): {r.status}" + (f": {r.error}" if isinstance(r.error, str) else "")
+                 for r in unfinished.itertuples()]
+        sections.append("## Incomplete or failed runs\n\n" + "\n".join(lines) + "\n")
+    selection = "Model selection: last epoch of every run (no selection on the test set)."
+    atomic.write_text(out_dir / "report.md", "\n".join([f"# Report: {runs_dir.name}\n", selection + "\n", *sections]))
+    written.append("report.md")
+
+    if figures and not done.empty:
+        per_class, histories = _load_per_run(done, runs_dir)
+        written += plots.per_class_accuracy_plot(done, per_class, out_dir)
+        written += plots.accuracy_vs_ratio_plot(done, out_dir)
+        written += plots.training_curves_plot(done, histories, out_dir)
+        focus = sorted(pd.unique(done["dataset"]), key=lambda d: -float(str(d).split("@")[-1]))[0]
+        features = _features_per_method(done, runs_dir, focus)
+        if features:
+            written += plots.cosine_heatmaps_plot(features, out_dir, f"{focus}: cosine of centred class means")
+            written += plots.tsne_plot(features, out_dir, f"{focus}: t-SNE of test features")
+        written += plots.separability_by_group_plot(done, out_dir, focus)
+    return {"runs": runs, "written": written, "unfinished": unfinished}

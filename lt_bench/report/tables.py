@@ -1,0 +1,168 @@
+"""Paper-style tables from the runs DataFrame: mean +- std over seeds, the seed count, best in bold;
+as Markdown (README-ready), LaTeX (booktabs) and CSV."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+ACCURACY_COLUMNS = {"top1": "All", "many": "Many", "medium": "Medium", "few": "Few"}
+SEPARABILITY_COLUMNS = {
+    "nc1": ("NC1", "min"),
+    "intra_inter_ratio": ("Intra/Inter", "min"),
+    "silhouette": ("Silhouette", "max"),
+    "knn_accuracy": ("kNN acc.", "max"),
+    "centroid_distance.few": ("Centroid dist. (few)", "min"),
+}
+
+
+@dataclass
+class Table:
+    """Cells keyed by (row label, column group, column name): (mean, std, n)."""
+
+    title: str
+    rows: list[str]
+    groups: list[str]
+    columns: list[tuple[str, str]]  # (metric key, header)
+    cells: dict
+    best: dict  # (group, metric) -> "max" | "min"
+    scale: float = 1.0  # 100 for accuracies shown in percent
+    digits: int = 1
+
+    def cell(self, row: str, group: str, metric: str) -> tuple[float, float, int]:
+        return self.cells.get((row, group, metric), (math.nan, math.nan, 0))
+
+    def best_rows(self, group: str, metric: str) -> set[str]:
+        means = {r: self.cell(r, group, metric)[0] for r in self.rows}
+        means = {r: m for r, m in means.items() if not math.isnan(m)}
+        if not means:
+            return set()
+        target = (max if self.best[(group, metric)] == "max" else min)(means.values())
+        return {r for r, m in means.items() if m == target}
+
+    def text(self, row: str, group: str, metric: str) -> str:
+        mean, std, n = self.cell(row, group, metric)
+        if n == 0 or math.isnan(mean):
+            return "–"
+        body = f"{mean * self.scale:.{self.digits}f}"
+        return body + (f" ± {std * self.scale:.{self.digits}f}" if n > 1 else "")
+
+    def seeds(self, row: str, group: str) -> int:
+        return max((self.cell(row, group, m)[2] for m, _ in self.columns), default=0)
+
+    # -------------------------------------------------------------- renderers
+
+    def markdown(self) -> str:
+        header = ["Method"] + [f"{g} {h}" for g in self.groups for _, h in self.columns] + ["Seeds"]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for row in self.rows:
+            cells = [row]
+            for group in self.groups:
+                for metric, _ in self.columns:
+                    text = self.text(row, group, metric)
+                    cells.append(f"**{text}**" if row in self.best_rows(group, metric) else text)
+            cells.append("/".join(str(self.seeds(row, g)) for g in self.groups))
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+    def latex(self) -> str:
+        ncols = len(self.columns)
+        spec = "l" + ("c" * ncols) * len(self.groups) + "c"
+        lines = [r"\begin{tabular}{" + spec + "}", r"\toprule"]
+        lines.append(" & " + " & ".join(rf"\multicolumn{{{ncols}}}{{c}}{{{_tex(g)}}}" for g in self.groups) + r" & \\")
+        rules = [rf"\cmidrule(lr){{{2 + i * ncols}-{1 + (i + 1) * ncols}}}" for i in range(len(self.groups))]
+        lines.append(" ".join(rules))
+        headers = [_tex(h) for _ in self.groups for _, h in self.columns]
+        lines.append("Method & " + " & ".join(headers) + r" & Seeds \\")
+        lines.append(r"\midrule")
+        for row in self.rows:
+            cells = [_tex(row)]
+            for group in self.groups:
+                for metric, _ in self.columns:
+                    text = self.text(row, group, metric).replace("±", r"$\pm$").replace("–", "--")
+                    cells.append(rf"\textbf{{{text}}}" if row in self.best_rows(group, metric) else text)
+            cells.append("/".join(str(self.seeds(row, g)) for g in self.groups))
+            lines.append(" & ".join(cells) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        return "\n".join(lines) + "\n"
+
+    def frame(self) -> pd.DataFrame:
+        records = []
+        for row in self.rows:
+            for group in self.groups:
+                for metric, header in self.columns:
+                    mean, std, n = self.cell(row, group, metric)
+                    records.append({"method": row, "group": group, "metric": header, "mean": mean * self.scale,
+                                    "std": std * self.scale, "seeds": n})
+        return pd.DataFrame(records)
+
+
+def _tex(text: str) -> str:
+    return str(text).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
+
+
+def _aggregate(done: pd.DataFrame, group_column: str, metrics: list[str]) -> dict:
+    cells = {}
+    for (label, group), runs in done.groupby(["label", group_column], sort=False):
+        for metric in metrics:
+            values = pd.to_numeric(runs[metric], errors="coerce").dropna() if metric in runs else pd.Series([], dtype=float)
+            n = len(values)
+            std = float(values.std(ddof=1)) if n > 1 else 0.0
+            cells[(label, str(group), metric)] = (float(values.mean()) if n else math.nan, std, n)
+    return cells
+
+
+def _order(values) -> list:
+    return sorted(pd.unique(values), key=lambda v: (str(v).split("@")[0], _num(v)))
+
+
+def _num(v) -> float:
+    try:
+        return float(str(v).split("@")[-1])
+    except ValueError:
+        return math.inf
+
+
+def main_table(runs: pd.DataFrame) -> Table:
+    done = runs[runs.status == "done"]
+    groups = [str(g) for g in _order(done["dataset"])]
+    metrics = list(ACCURACY_COLUMNS)
+    return Table("Top-1 accuracy (%)", _row_order(done), groups, list(ACCURACY_COLUMNS.items()),
+                 _aggregate(done, "dataset", metrics), {(g, m): "max" for g in groups for m in metrics}, scale=100)
+
+
+def separability_table(runs: pd.DataFrame) -> Table:
+    done = runs[runs.status == "done"]
+    groups = [str(g) for g in _order(done["dataset"])]
+    columns = [(key, header) for key, (header, _) in SEPARABILITY_COLUMNS.items()]
+    best = {(g, key): direction for g in groups for key, (_, direction) in SEPARABILITY_COLUMNS.items()}
+    return Table("Feature separability", _row_order(done), groups, columns,
+                 _aggregate(done, "dataset", list(SEPARABILITY_COLUMNS)), best, digits=3)
+
+
+def ratio_table(runs: pd.DataFrame) -> Table:
+    done = runs[runs.status == "done"].copy()
+    done["ratio_label"] = done["data.ratio"].map(lambda r: f"{r:g}")
+    datasets = sorted(pd.unique(done["data.name"]))
+    done["ratio_group"] = done["data.name"] + " ratio " + done["ratio_label"]
+    groups = [g for d in datasets for g in sorted(pd.unique(done.loc[done["data.name"] == d, "ratio_group"]), key=_ratio_key)]
+    return Table("Top-1 accuracy (%) by imbalance ratio", _row_order(done), groups, [("top1", "All")],
+                 _aggregate(done, "ratio_group", ["top1"]), {(g, "top1"): "max" for g in groups}, scale=100)
+
+
+def _ratio_key(label: str) -> float:
+    return float(label.rsplit(" ", 1)[-1])
+
+
+def _row_order(done: pd.DataFrame) -> list[str]:
+    """Baselines first in a fixed order, SAR last, other labels alphabetically in between."""
+    order = {"none": 0, "center": 1, "prototype": 2, "etf": 3, "sar": 9}
+    return sorted(pd.unique(done["label"]), key=lambda label: (order.get(label.split(" + ")[0], 5), label))
+
+
+def incomplete_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[runs.status != "done"][["run_dir", "label", "dataset", "seed", "status", "error"]]
+
+
