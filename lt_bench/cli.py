@@ -186,6 +186,36 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_STUDY = Path(__file__).resolve().parent.parent / "experiments" / "studies" / "mnist_lt_demo.yaml"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The embedded demo: the mnist_lt_demo study (5 methods x 2 ratios x 3 seeds), then its report."""
+    import time
+
+    from lt_bench import sweep
+    from lt_bench.report import write_report
+
+    if not DEMO_STUDY.is_file():
+        raise UserError(f"demo study {DEMO_STUDY} is missing; run lt-bench demo from a source checkout")
+    study = sweep.load_study(DEMO_STUDY)
+    runs_dir, out = Path(args.runs_dir), _output_dir(Path(args.out))
+    points = sweep.expand(study, runs_dir)
+    todo = sum(sweep.run_status(p.run_dir) != "done" for p in points)
+    print(f"{study.name}: {len(points)} runs ({len(points) - todo} already done) in {runs_dir}, {args.jobs} at a time")
+    started = time.time()
+
+    def show(done: int, total: int, result: dict) -> None:
+        print(f"  [{done}/{total}] {Path(result['run_dir']).name}: {result['status']} "
+              f"({time.time() - started:.0f} s)" + (f": {result['error']}" if "error" in result else ""), flush=True)
+
+    sweep.launch(points, "local", args.jobs, progress=False, threads=1, on_result=show)
+    result = write_report(runs_dir, out)
+    print(f"wrote {len(result['written'])} files to {out} ({time.time() - started:.0f} s)")
+    print((out / "main_table.md").read_text(), end="")
+    return 1 if (result["runs"].status != "done").any() else 0
+
+
 # ----------------------------------------------------------------------------- entry point
 
 
@@ -260,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder, e.g. results/NAME")
     p.add_argument("--no-figures", action="store_true", help="tables only")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("demo", help="the embedded study: 5 methods x 2 ratios x 3 seeds on MNIST-LT, then its report")
+    p.add_argument("--runs-dir", default="runs/mnist_lt_demo")
+    p.add_argument("--out", default="results/mnist_lt_demo")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time (one CPU thread each)")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("eval", help="recompute a run's accuracy groups and separability statistics")
     p.add_argument("run_dir", help="a run directory written by lt-bench train")

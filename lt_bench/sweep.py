@@ -144,6 +144,8 @@ def launch(
     slurm: dict | None = None,
     progress: bool = True,
     folder: Path | None = None,
+    threads: int | None = None,
+    on_result=None,
 ) -> list[dict]:
     """Run the points not yet done; local runs finish before this returns, slurm jobs are submitted."""
     if executor not in EXECUTORS:
@@ -152,11 +154,11 @@ def launch(
     if not todo:
         return []
     if executor == "local":
-        return _launch_local(todo, jobs, progress)
+        return _launch_local(todo, jobs, progress, threads, on_result)
     return _launch_submitit(todo, executor, jobs, slurm or {}, folder or Path(points[0].cfg.out_dir) / ".submitit")
 
 
-def _launch_local(todo: list[dict], jobs: int, progress: bool) -> list[dict]:
+def _launch_local(todo: list[dict], jobs: int, progress: bool, threads: int | None, on_result) -> list[dict]:
     import sys
 
     from tqdm.auto import tqdm
@@ -165,21 +167,26 @@ def _launch_local(todo: list[dict], jobs: int, progress: bool) -> list[dict]:
     for resolved in todo:  # the runs' own bars would interleave: keep only the sweep's
         resolved["train"]["progress"] = False
     results = []
+
+    def finished(result: dict) -> None:
+        results.append(result)
+        bar.update(1)
+        if on_result is not None:
+            on_result(len(results), len(todo), result)
+
     if jobs <= 1:
         for resolved in todo:
-            results.append(run_point(resolved))
-            bar.update(1)
+            finished(run_point(resolved, threads))
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        threads = max(1, (os.cpu_count() or 1) // jobs)
+        threads = threads or max(1, (os.cpu_count() or 1) // jobs)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
             futures = [pool.submit(run_point, resolved, threads) for resolved in todo]
             for future in as_completed(futures):
-                results.append(future.result())
-                bar.update(1)
+                finished(future.result())
     bar.close()
     return results
 

@@ -59,7 +59,11 @@ def read_run(run_dir: Path, runs_dir: Path) -> dict:
         for group, values in sep["groups"].items():
             row.update({f"{name}.{group}": value for name, value in values.items()})
     row["label"] = run_label(row)
-    row["dataset"] = f"{row.get('data.name')}@{row.get('data.ratio'):g}" if row.get("data.ratio") is not None else row.get("data.name")
+    # The split's own ratio: list-file data sets (ImageNet-LT) ignore data.ratio and keep their list's.
+    split_path = run_dir / "split.json"
+    ratio = json.loads(split_path.read_text()).get("ratio") if split_path.exists() else row.get("data.ratio")
+    row["split_ratio"] = ratio
+    row["dataset"] = f"{row.get('data.name')}@{ratio:g}" if ratio is not None else str(row.get("data.name"))
     return row
 
 

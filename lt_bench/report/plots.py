@@ -123,10 +123,10 @@ def accuracy_vs_ratio_plot(runs, out_dir) -> list[str]:
         subset = runs[runs["data.name"] == name]
         for ax, metric in zip(axes[2 * i : 2 * i + 2], ("top1", "few")):
             for label, group in subset.groupby("label", sort=False):
-                stats = group.groupby("data.ratio")[metric].agg(["mean", "std"]).sort_index()
+                stats = group.groupby("split_ratio")[metric].agg(["mean", "std"]).sort_index()
                 ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3, label=label)
             ax.set_xscale("log")
-            ratios = sorted(subset["data.ratio"].unique())
+            ratios = sorted(subset["split_ratio"].unique())
             ax.set_xticks(ratios, [f"{r:g}" for r in ratios])
             ax.minorticks_off()
             ax.set_xlabel("imbalance ratio")

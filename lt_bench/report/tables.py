@@ -144,7 +144,7 @@ def separability_table(runs: pd.DataFrame) -> Table:
 
 def ratio_table(runs: pd.DataFrame) -> Table:
     done = runs[runs.status == "done"].copy()
-    done["ratio_label"] = done["data.ratio"].map(lambda r: f"{r:g}")
+    done["ratio_label"] = done["split_ratio"].map(lambda r: f"{r:g}")
     datasets = sorted(pd.unique(done["data.name"]))
     done["ratio_group"] = done["data.name"] + " ratio " + done["ratio_label"]
     groups = [g for d in datasets for g in sorted(pd.unique(done.loc[done["data.name"] == d, "ratio_group"]), key=_ratio_key)]

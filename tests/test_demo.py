@@ -1,0 +1,39 @@
+"""The committed demo results are what the demo command produces (same seeds, same numbers on CPU)."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lt_bench.config import run_id, to_dict
+from lt_bench.sweep import expand, load_study, run_point
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results" / "mnist_lt_demo"
+
+
+def test_committed_demo_results_are_complete():
+    runs = pd.read_csv(RESULTS / "runs.csv")
+    assert len(runs) == 30 and (runs.status == "done").all()
+    assert sorted(runs["method.name"].unique()) == ["center", "etf", "none", "prototype", "sar"]
+    assert sorted(runs["data.ratio"].unique()) == [10, 100] and sorted(runs.seed.unique()) == [0, 1, 2]
+    for name in ("main_table", "separability_table", "ratio_table"):
+        for suffix in ("md", "tex", "csv"):
+            assert (RESULTS / f"{name}.{suffix}").is_file()
+    assert (RESULTS / "per_class_accuracy.png").is_file() and not list(RESULTS.rglob("*.pt"))
+    assert not list(RESULTS.rglob("*.npz"))
+
+
+@pytest.mark.parametrize("method, ratio", [("sar", 100)])
+def test_a_demo_run_reproduces_its_committed_numbers(tmp_path, method, ratio):
+    points = expand(load_study(ROOT / "experiments" / "studies" / "mnist_lt_demo.yaml"), tmp_path)
+    point = next(p for p in points if p.overrides == {"method.name": method, "data.ratio": ratio, "seed": 0})
+    committed = pd.read_csv(RESULTS / "runs.csv").set_index("run_id").loc[run_id(point.cfg)]
+    cfg = point.cfg.copy()
+    cfg.train.progress = False
+    result = run_point(to_dict(cfg), threads=1)
+    assert result["status"] == "done"
+    final = pd.read_json(Path(result["run_dir"]) / "final.json", typ="series")
+    # Same seed, same numbers; one test image of slack (1/1000) for another CPU's kernels.
+    for key in ("top1", "many", "medium", "few"):
+        assert final[key] == pytest.approx(committed[key], abs=1e-3), key
