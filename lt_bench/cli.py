@@ -127,7 +127,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lt_bench.config import load_config
     from lt_bench.engine import run_directory, train
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(None if args.config == "-" else args.config, args.overrides)
     final = train(cfg, resume=args.resume)
     groups = ", ".join(f"{g} {final[g]:.4f}" for g in ("many", "medium", "few"))
     print(f"{run_directory(cfg)}: top-1 {final['top1']:.4f} ({groups}; {final['grouping']} groups)")
@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_split)
 
     p = sub.add_parser("train", help="train one run from a YAML config plus key=value overrides")
-    p.add_argument("config", help="YAML config, e.g. experiments/mnist_lt.yaml")
+    p.add_argument("config", help="YAML config, e.g. experiments/mnist_lt.yaml, or - for the schema's defaults")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. method.name=sar data.ratio=50 seed=1")
     p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
     p.set_defaults(func=cmd_train)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -197,6 +198,15 @@ def build(cfg: DictConfig) -> Setup:
     return Setup(device, source, split, test, network, method, base_loss, amp)
 
 
+def check_writable(folder: Path) -> None:
+    """Refuse an output folder that cannot be created or written, before any work is done."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write runs under {folder}: {existing} is not a writable folder; set out_dir=... to one")
+
+
 def run_directory(cfg: DictConfig) -> Path:
     name = cfg.name or f"{cfg.data.name}_{cfg.method.name}_{run_id(cfg)}"
     return Path(cfg.out_dir) / name
@@ -238,6 +248,7 @@ def train(cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, di
     started = time.time()
     check_config(cfg)
     run_dir = run_directory(cfg)
+    check_writable(run_dir)
     if (run_dir / "final.json").exists() and json.loads((run_dir / "final.json").read_text()).get("status") == "done":
         check_same_config(run_dir / "config.yaml", cfg)
         return json.loads((run_dir / "final.json").read_text())
