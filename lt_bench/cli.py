@@ -124,11 +124,17 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from lt_bench import distributed
     from lt_bench.config import load_config
     from lt_bench.engine import run_directory, train
 
     cfg = load_config(None if args.config == "-" else args.config, args.overrides)
-    final = train(cfg, resume=args.resume)
+    try:
+        final = train(cfg, resume=args.resume)
+    finally:
+        distributed.shutdown()
+    if not distributed.is_main_process_of_launch():
+        return 0  # under torchrun only rank 0 reports
     groups = ", ".join(f"{g} {final[g]:.4f}" for g in ("many", "medium", "few"))
     print(f"{run_directory(cfg)}: top-1 {final['top1']:.4f} ({groups}; {final['grouping']} groups)")
     return 0

@@ -67,6 +67,7 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
     channels_last: bool = True  # NHWC activations (faster with cuDNN and with oneDNN on CPU)
     compile: bool = False
+    sync_bn: bool = False  # SyncBatchNorm across DDP processes (CUDA only)
     eval_every: int = 0  # evaluate on the test set every N epochs (0: only at the end)
     progress: bool = True  # tqdm bar when stderr is a terminal
 
@@ -149,16 +150,35 @@ def to_dict(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
+def _differences(values: dict, defaults: dict) -> dict:
+    out = {}
+    for key, value in values.items():
+        default = defaults.get(key, _MISSING) if isinstance(defaults, dict) else _MISSING
+        if isinstance(value, dict) and isinstance(default, dict):
+            nested = _differences(value, default)
+            if nested:
+                out[key] = nested
+        elif value != default:
+            out[key] = value
+    return out
+
+
+_MISSING = object()
+
+
 def identity(cfg: DictConfig) -> dict:
-    """The resolved config less the keys that do not affect results (NON_IDENTITY_KEYS)."""
-    resolved = to_dict(cfg)
-    for key in NON_IDENTITY_KEYS:
-        *parents, leaf = key.split(".")
-        node = resolved
-        for p in parents:
-            node = node.get(p, {})
-        node.pop(leaf, None)
-    return resolved
+    """What makes a run what it is: the values that differ from the schema's defaults, less the
+    keys that do not affect results (NON_IDENTITY_KEYS). A key added to the schema later, with a
+    default, therefore leaves every existing run id unchanged."""
+    values, defaults = to_dict(cfg), to_dict(OmegaConf.structured(Config))
+    for resolved in (values, defaults):
+        for key in NON_IDENTITY_KEYS:
+            *parents, leaf = key.split(".")
+            node = resolved
+            for p in parents:
+                node = node.get(p, {})
+            node.pop(leaf, None)
+    return _differences(values, defaults)
 
 
 def run_id(cfg: DictConfig) -> str:

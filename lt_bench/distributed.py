@@ -70,3 +70,14 @@ def gather_objects(obj) -> list:
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
+
+
+def shutdown() -> None:
+    """Leave the process group (after a run under torchrun)."""
+    if is_distributed():
+        dist.destroy_process_group()
+
+
+def is_main_process_of_launch() -> bool:
+    """Rank 0 of torchrun's launch (or a plain process), also after the group is gone."""
+    return int(os.environ.get("RANK", "0")) == 0

@@ -23,8 +23,8 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lt_bench import atomic
-from lt_bench.config import identity, run_id, to_dict
+from lt_bench import atomic, distributed
+from lt_bench.config import run_id, to_dict
 from lt_bench.data import (
     LabelledImages,
     LongTailSplit,
@@ -76,10 +76,10 @@ def lr_lambda(optim: DictConfig, steps_per_epoch: int) -> Callable[[int], float]
     return factor
 
 
-def test_arrays(network: Network, method: Regularizer, batches, device, amp: bool, train_counts) -> dict:
+def test_arrays(network: Network, method: Regularizer, setup: Setup, cfg: DictConfig) -> dict:
     """What ``features.npz`` holds: test features, labels, logits, classifier rows, the method's centroids."""
-    features, logits, labels = predict(network, batches, device, amp)
-    arrays = {"features": features, "labels": labels, "logits": logits, "train_counts": np.asarray(train_counts)}
+    features, logits, labels = predict_all(network, setup.test, setup, cfg)
+    arrays = {"features": features, "labels": labels, "logits": logits, "train_counts": np.asarray(setup.split.counts)}
     weight = getattr(network.classifier, "weight", None)
     if weight is not None:
         arrays["classifier_weight"] = weight.detach().float().cpu().numpy()
@@ -175,7 +175,7 @@ class Setup:
 def build(cfg: DictConfig) -> Setup:
     """Data (long-tailed train split, balanced test set), then network, method and base loss, seeded
     so that the same config gives the same initial weights."""
-    device = select_device(cfg.train.device)
+    device = distributed.init_from_environment(select_device(cfg.train.device))
     source = build_dataset(cfg.data.name, root=cfg.data.root, **cfg.data.options)
     split = long_tail_split(source, cfg.data.ratio, cfg.data.profile, cfg.data.split_seed, cfg.data.max_count,
                             grouping=cfg.data.grouping)
@@ -224,8 +224,13 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def check_same_config(saved_path: Path, cfg: DictConfig) -> None:
     """Refuse to resume a run whose saved config differs from the requested one."""
-    saved = _flatten(identity(OmegaConf.load(saved_path)))
-    wanted = _flatten(identity(cfg))
+    from lt_bench.config import NON_IDENTITY_KEYS, load_config
+
+    saved = _flatten(to_dict(load_config(saved_path)))  # merged with the schema: new keys get defaults
+    wanted = _flatten(to_dict(cfg))
+    for key in NON_IDENTITY_KEYS:
+        saved.pop(key, None)
+        wanted.pop(key, None)
     diff = [f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}" for k in sorted(set(saved) | set(wanted)) if saved.get(k) != wanted.get(k)]
     if diff:
         raise UserError(f"cannot resume {saved_path.parent}: its config differs ({'; '.join(diff)}); "
@@ -261,21 +266,34 @@ def train(cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, di
     setup = build(cfg)
     device, split, network, method, base_loss = setup.device, setup.split, setup.network, setup.method, setup.base_loss
     train_counts, num_classes, amp = split.counts, setup.source.info.num_classes, setup.amp
-    train_batches = make_batches(split.train, cfg.data.batch_size, device, cfg.data.augment, cfg.data.pad,
+    world, rank = distributed.world_size(), distributed.rank()
+    main = rank == 0  # only rank 0 writes the run directory
+    if cfg.data.batch_size % world:
+        raise UserError(f"data.batch_size {cfg.data.batch_size} does not split over {world} processes; use a multiple")
+    train_batches = make_batches(split.train, cfg.data.batch_size // world, device, cfg.data.augment, cfg.data.pad,
                                  cfg.data.num_workers, cfg.train.channels_last)
-    test_batches = setup.batches(setup.test, cfg)
     reweight = Reweighting(cfg.loss.get("reweight", "none"), train_counts, cfg.loss.get("cb_beta", 0.9999),
                            cfg.loss.get("drw_epoch", 160))
-    forward = torch.compile(network) if cfg.train.compile else network
+    forward = network
+    if world > 1:
+        if cfg.train.sync_bn:
+            if device.type != "cuda":
+                raise UserError("train.sync_bn needs CUDA (SyncBatchNorm has no CPU kernel); set train.sync_bn=false")
+            network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(network)
+        forward = torch.nn.parallel.DistributedDataParallel(network, device_ids=[device] if device.type == "cuda" else None)
+    if cfg.train.compile:
+        forward = torch.compile(forward)
 
     # Optimizer and schedule: owned here, identical for every method.
     param_groups = [{"params": [p for p in network.parameters() if p.requires_grad], "name": "network"}]
     param_groups += method.param_groups()
     optimizer = torch.optim.SGD(param_groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                                 nesterov=cfg.optim.nesterov, weight_decay=cfg.optim.weight_decay)
-    steps_per_epoch = math.ceil(len(split.train) / cfg.data.batch_size)
+    steps_per_epoch = len(shard_order(torch.arange(len(split.train)), cfg.data.batch_size, 0, world)[1])
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.optim, steps_per_epoch))
-    generator = torch.Generator().manual_seed(cfg.seed)  # data order and augmentation
+    generator = torch.Generator().manual_seed(cfg.seed)  # data order (and augmentation in one process)
+    # Under DDP every rank draws the same order and augments its own shard with its own generator.
+    augment_generator = generator if world == 1 else torch.Generator().manual_seed(cfg.seed + 1000 * rank + 1)
 
     # Resume, or start a fresh run directory.
     start_epoch, history = 0, []
@@ -287,16 +305,19 @@ def train(cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, di
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
+        if world > 1:
+            augment_generator.set_state(state["augment_generators"][rank])
         start_epoch = state["epoch"]
         history = [row for row in _read_jsonl(run_dir / "metrics.jsonl") if row["epoch"] <= start_epoch]
-    else:
+    elif main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         atomic.write_json(run_dir / "split.json", split.manifest)
-    atomic.write_json(run_dir / "final.json", {"status": "running", "run_id": run_id(cfg)})
+    if main:
+        atomic.write_json(run_dir / "final.json", {"status": "running", "run_id": run_id(cfg)})
 
     check_every = 1 if device.type == "cpu" else 25  # finiteness checks sync the GPU: not every step there
-    progress = _progress(cfg, start_epoch)
+    progress = _progress(cfg, start_epoch, enabled=main)
     try:
         for epoch in range(start_epoch, cfg.optim.epochs):
             network.train()
@@ -304,10 +325,11 @@ def train(cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, di
             class_weight = reweight(epoch)
             class_weight = class_weight.to(device) if class_weight is not None else None
             order = epoch_indices(split.train.labels, cfg.data.sampler, generator, num_classes)
+            order, _ = shard_order(order, cfg.data.batch_size, rank, world)
             sums: dict[str, torch.Tensor] = {}
             correct = torch.zeros((), device=device)
-            epoch_start, seen = time.time(), 0
-            for step, (x, y) in enumerate(train_batches(order, generator)):
+            epoch_start, seen = time.time(), torch.zeros((), device=device)
+            for step, (x, y) in enumerate(train_batches(order, augment_generator)):
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                     features, logits = forward(x)
                     terms = {"loss/base": base_loss(logits.float(), y, class_weight)}
@@ -315,6 +337,7 @@ def train(cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, di
                 total = sum(terms.values())
                 optimizer.zero_grad(set_to_none=True)
                 total.backward()
+                distributed.average_gradients(method.parameters())  # the network's are averaged by DDP
                 optimizer.step()
                 scheduler.step()
 
@@ -324,6 +347,9 @@ def train(cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, di
                 seen += len(y)
                 if (step + 1) % check_every == 0 or step + 1 == steps_per_epoch:
                     _check_finite(sums, epoch, step, check_every)
+            for value in (*sums.values(), correct, seen):
+                distributed.all_reduce_sum(value)
+            seen = float(seen)
             row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
             row.update({name: float(value) / seen for name, value in sums.items()})
             row["loss/total"] = sum(v for k, v in row.items() if "/" in k and k != "loss/total")
@@ -333,25 +359,34 @@ def train(cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, di
             row.update(method.epoch_stats())
             last = epoch + 1 == cfg.optim.epochs
             if cfg.train.eval_every and (epoch + 1) % cfg.train.eval_every == 0 and not last:
-                _, logits_test, labels_test = predict(network, test_batches, device, amp)
+                _, logits_test, labels_test = predict_all(network, setup.test, setup, cfg)
                 metrics, _, _ = summarize(logits_test, labels_test, train_counts, cfg.data.grouping)
                 row.update({f"test/{k}": v for k, v in metrics.items() if isinstance(v, float)})
             history.append(row)
-            _write_jsonl(run_dir / "metrics.jsonl", history)
-            _save_checkpoint(checkpoint_path, epoch + 1, network, method, optimizer, scheduler, generator)
+            augment_states = distributed.gather_objects(augment_generator.get_state()) if world > 1 else None
+            if main:
+                _write_jsonl(run_dir / "metrics.jsonl", history)
+                _save_checkpoint(checkpoint_path, epoch + 1, network, method, optimizer, scheduler, generator,
+                                 augment_states)
             progress.update(1)
             progress.set_postfix(loss=f"{row['loss/total']:.3f}", acc=f"{row['train/acc']:.3f}")
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, row)
     except NonFiniteLoss as err:
-        atomic.write_json(run_dir / "final.json", {"status": "failed", "error": str(err), "run_id": run_id(cfg)})
+        if main:
+            atomic.write_json(run_dir / "final.json", {"status": "failed", "error": str(err), "run_id": run_id(cfg)})
         raise
     finally:
         progress.close()
 
-    # Final evaluation on the balanced test set; train features serve as kNN and NCM memory.
-    arrays = test_arrays(network, method, test_batches, device, amp, train_counts)
-    train_features, _, train_labels = predict(network, setup.batches(split.train, cfg), device, amp)
+    # Final evaluation on the balanced test set (each rank predicts a shard, rank 0 gathers);
+    # train features serve as kNN and NCM memory.
+    arrays = test_arrays(network, method, setup, cfg)
+    train_features, _, train_labels = predict_all(network, split.train, setup, cfg)
+    in_sync = _method_state_in_sync(method) if world > 1 else True
+    if not main:
+        distributed.barrier()
+        return {"status": "done", "rank": rank}
     metrics = evaluate_and_write(run_dir, arrays, setup.source.info.class_names, cfg.data.grouping,
                                  train_features, train_labels)
     final = {
@@ -363,11 +398,48 @@ def train(cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, di
         "test_images": int(len(arrays["labels"])),
         "method_info": method.info(),
         "device": str(device),
+        "processes": world,
+        "method_state_in_sync": in_sync,
         "wall_time_s": time.time() - started,
         "versions": environment(),
     }
     atomic.write_json(run_dir / "final.json", final)
+    distributed.barrier()
     return final
+
+
+def shard_order(order: torch.Tensor, batch_size: int, rank: int, world: int) -> tuple[torch.Tensor, list]:
+    """This rank's part of every global batch of ``order``, and the global batches themselves.
+
+    One process: the order unchanged. Under DDP, global batch b is split into ``world`` parts and
+    rank r keeps part r; a last global batch smaller than ``world`` is dropped so that every rank
+    takes the same number of steps."""
+    batches = list(torch.split(order, batch_size))
+    if world > 1 and batches and len(batches[-1]) < world:
+        batches = batches[:-1]
+    if world == 1:
+        return order, batches
+    return torch.cat([torch.tensor_split(b, world)[rank] for b in batches]), batches
+
+
+def predict_all(network, data: LabelledImages, setup: Setup, cfg: DictConfig) -> tuple[np.ndarray, ...]:
+    """Features, logits and labels of all of ``data`` in order: each rank predicts every
+    ``world``-th image and the shards are gathered (one process: a plain pass)."""
+    world, rank = distributed.world_size(), distributed.rank()
+    if world == 1:
+        return predict(network, setup.batches(data, cfg), setup.device, setup.amp)
+    index = np.arange(rank, len(data), world)
+    shard = predict(network, setup.batches(data.subset(index), cfg), setup.device, setup.amp)
+    parts = distributed.gather_objects((index, *shard))
+    order = np.argsort(np.concatenate([p[0] for p in parts]), kind="stable")
+    return tuple(np.concatenate([p[i] for p in parts])[order] for i in (1, 2, 3))
+
+
+def _method_state_in_sync(method: Regularizer) -> bool:
+    """Whether every rank holds the same method state (centres, prototypes, EMA anchors)."""
+    checksum = [float(t.double().sum()) for t in method.state_dict().values() if t.is_floating_point()]
+    every = distributed.gather_objects(checksum)
+    return all(c == every[0] for c in every)
 
 
 def _check_finite(sums: dict[str, torch.Tensor], epoch: int, step: int, window: int) -> None:
@@ -378,7 +450,7 @@ def _check_finite(sums: dict[str, torch.Tensor], epoch: int, step: int, window: 
                                 "lower optim.lr or the term's weight")
 
 
-def _save_checkpoint(path, epoch, network, method, optimizer, scheduler, generator) -> None:
+def _save_checkpoint(path, epoch, network, method, optimizer, scheduler, generator, augment_states=None) -> None:
     state = {
         "epoch": epoch,
         "network": network.state_dict(),
@@ -388,15 +460,17 @@ def _save_checkpoint(path, epoch, network, method, optimizer, scheduler, generat
         "generator": generator.get_state(),
         "torch_rng": torch.get_rng_state(),
     }
+    if augment_states is not None:
+        state["augment_generators"] = augment_states
     with atomic.atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
-def _progress(cfg: DictConfig, start_epoch: int):
+def _progress(cfg: DictConfig, start_epoch: int, enabled: bool = True):
     from tqdm.auto import tqdm
 
     return tqdm(total=cfg.optim.epochs, initial=start_epoch, unit="epoch", desc=f"{cfg.data.name}/{cfg.method.name}",
-                disable=not (cfg.train.progress and sys.stderr.isatty()))
+                disable=not (enabled and cfg.train.progress and sys.stderr.isatty()))
 
 
 # ----------------------------------------------------------------------------- evaluation of a saved run
@@ -424,8 +498,7 @@ def evaluate_run(run_dir: str | Path, train_features: bool = False, posthoc_tau:
         state = torch.load(run_dir / "checkpoint.pt", map_location=setup.device, weights_only=True)
         setup.network.load_state_dict(state["network"])
         setup.method.load_state_dict(state["method"])
-        arrays = test_arrays(setup.network, setup.method, setup.batches(setup.test, cfg), setup.device, setup.amp,
-                             setup.split.counts)
+        arrays = test_arrays(setup.network, setup.method, setup, cfg)
         if train_features:
             train_f, _, train_l = predict(setup.network, setup.batches(setup.split.train, cfg), setup.device, setup.amp)
         class_names = setup.source.info.class_names

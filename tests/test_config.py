@@ -45,3 +45,11 @@ def test_yaml_must_be_a_mapping(tmp_path):
         load_config(path)
     with pytest.raises(UserError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_run_id_survives_a_new_schema_key_with_a_default():
+    from lt_bench.config import identity
+
+    cfg = load_config(None, ["method.name=sar", "data.ratio=10"])
+    assert identity(cfg) == {"data": {"ratio": 10.0}, "method": {"name": "sar"}}
+    assert identity(load_config()) == {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from lt_bench.distributed import all_reduce_sum
 from lt_bench.methods.base import METHODS, Regularizer
 
 
@@ -29,6 +30,8 @@ class CenterLoss(Regularizer):
     def update_centers(self, features: torch.Tensor, targets: torch.Tensor) -> None:
         diff = torch.zeros_like(self.centers).index_add_(0, targets, self.centers[targets] - features.float())
         count = torch.bincount(targets, minlength=self.num_classes).to(diff.dtype)
+        all_reduce_sum(diff)  # under DDP: the global batch's sums, so every rank moves its centres alike
+        all_reduce_sum(count)
         self.centers -= self.alpha * diff / (1.0 + count)[:, None]
 
     def centroids(self):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from lt_bench.distributed import all_reduce_sum
 from lt_bench.methods.base import METHODS, Regularizer
 
 
@@ -31,24 +32,26 @@ class MomentumPrototypes(Regularizer):
         self.register_buffer("prototypes", torch.zeros(num_classes, feat_dim))
         self.register_buffer("seen", torch.zeros(num_classes, dtype=torch.bool))
 
-    def batch_means(self, features: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch_sums(self, features: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         sums = torch.zeros(self.num_classes, features.shape[1], device=features.device, dtype=features.dtype)
-        sums = sums.index_add(0, targets, features)
-        count = torch.bincount(targets, minlength=self.num_classes)
-        return sums / count.clamp(min=1)[:, None].to(features.dtype), count > 0
+        return sums.index_add(0, targets, features), torch.bincount(targets, minlength=self.num_classes)
 
     def forward(self, features, logits, targets, classifier):
-        means, present = self.batch_means(features, targets)
+        sums, count = self.batch_sums(features, targets)
+        means, present = sums / count.clamp(min=1)[:, None].to(sums.dtype), count > 0
         if self.training:
             with torch.no_grad():
-                detached = means.detach().float()
+                # Under DDP the prototypes follow the global batch's class means, identically on every rank.
+                global_sums, global_count = all_reduce_sum(sums.detach().float()), all_reduce_sum(count.clone())
+                present = global_count > 0
+                detached = global_sums / global_count.clamp(min=1)[:, None]
                 blended = self.momentum * self.prototypes + (1 - self.momentum) * detached
                 update = torch.where(self.seen[:, None], blended, detached)
                 self.prototypes.copy_(torch.where(present[:, None], update, self.prototypes))
                 self.seen |= present
         terms = {"prototype/pull": self.weight * F.mse_loss(features, self.prototypes[targets].to(features.dtype))}
         if self.inter_weight > 0:
-            centres = F.normalize(means[present], dim=1)
+            centres = F.normalize(means[count > 0], dim=1)
             k = len(centres)
             if k > 1:
                 cos = centres @ centres.T

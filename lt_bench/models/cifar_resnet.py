@@ -85,15 +85,26 @@ class ResNetCifar(_ClassifierFace):
         return self.layers(F.relu(self.bn1(self.conv1(x))))
 
 
-class SmallCNN(_ClassifierFace):
-    """Three conv-BN-ReLU stages (32/64/128 channels); for the embedded 28x28 and 8x8 data."""
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(8, channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"small_cnn norm must be batch, group or none, not {kind!r}")
 
-    def __init__(self, num_classes: int = 10, in_chans: int = 1, widths=(32, 64, 128), **kwargs):
+
+class SmallCNN(_ClassifierFace):
+    """Three conv-norm-ReLU stages (32/64/128 channels); for the embedded 28x28 and 8x8 data.
+    ``norm``: batch (default), group (8 groups) or none."""
+
+    def __init__(self, num_classes: int = 10, in_chans: int = 1, widths=(32, 64, 128), norm: str = "batch", **kwargs):
         super().__init__()
         self.num_classes, self.num_features = num_classes, widths[-1]
         layers, in_chs = [], in_chans
         for i, width in enumerate(widths):
-            layers += [nn.Conv2d(in_chs, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(in_chs, width, 3, padding=1, bias=norm == "none"), _norm(norm, width), nn.ReLU(inplace=True)]
             if i < len(widths) - 1:
                 layers.append(nn.MaxPool2d(2, ceil_mode=True))
             in_chs = width
