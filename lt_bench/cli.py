@@ -140,6 +140,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from lt_bench.stages import retrain
+
+    final = retrain(args.run_dir, args.stage, args.overrides)
+    groups = ", ".join(f"{g} {final[g]:.4f}" for g in ("many", "medium", "few") if final.get(g) is not None)
+    tau = f", tau {final['tau']:g} chosen on {final['tau_selected_on']}" if "tau" in final else ""
+    print(f"{final['parent']} + {final['stage']}: top-1 {final['top1']:.4f} ({groups}){tau}")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from lt_bench.engine import evaluate_run
 
@@ -303,6 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one CPU thread each)")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("retrain", help="a second stage on a finished run: crt, lws, tau_norm or ncm (frozen backbone)")
+    p.add_argument("run_dir", help="the parent run directory")
+    p.add_argument("--stage", required=True, help="crt | lws | tau_norm | ncm")
+    p.add_argument("overrides", nargs="*", help="e.g. stage.epochs=20 stage.lr=0.05")
+    p.set_defaults(func=cmd_retrain)
+
     p = sub.add_parser("eval", help="recompute a run's accuracy groups and separability statistics")
     p.add_argument("run_dir", help="a run directory written by lt-bench train")
     p.add_argument("--train-features", action="store_true",
@@ -320,7 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and hasattr(args, "overrides") and all("=" in e for e in extra):
+            args.overrides += extra  # key=value after an option (retrain RUN --stage crt stage.lr=0.05)
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exit_:  # --help, or a usage error already printed on one line
         return int(exit_.code or 0)
     try:

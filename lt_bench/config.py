@@ -83,6 +83,7 @@ class Config:
     loss: dict[str, Any] = field(default_factory=lambda: {"name": "ce", "reweight": "none"})
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    stage: dict[str, Any] = field(default_factory=dict)  # a second stage on a finished run (lt-bench retrain)
 
 
 # Keys that change where or how a run is shown, not what it computes: left out of the run id.

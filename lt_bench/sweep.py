@@ -10,6 +10,7 @@ A study file (``experiments/studies/*.yaml``)::
       data.ratio: [10, 100]
       seed: [0, 1, 2]
     slurm: {partition: gpu, time_min: 240, gpus: 1, cpus: 8}   # optional
+    stages: [crt, tau_norm]             # optional second stages on every finished run (lt-bench retrain)
 
 Each point's run directory is named by a hash of its resolved config, so a sweep is idempotent:
 run it again and only the runs not yet done are launched. A failed run keeps its error in
@@ -44,12 +45,14 @@ class Study:
     fixed: dict = field(default_factory=dict)
     grid: dict = field(default_factory=dict)
     slurm: dict = field(default_factory=dict)
+    stages: list = field(default_factory=list)
 
 
 @dataclass
 class Point:
     overrides: dict
     cfg: DictConfig
+    stages: tuple = ()
 
     @property
     def run_dir(self) -> Path:
@@ -66,15 +69,21 @@ def load_study(path: str | Path) -> Study:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise UserError(f"study file {path} is not valid YAML; fix its syntax") from err
-    unknown = set(raw) - {"name", "base", "fixed", "grid", "slurm"}
+    unknown = set(raw) - {"name", "base", "fixed", "grid", "slurm", "stages"}
     if unknown:
-        raise UserError(f"study file {path} has unknown keys {sorted(unknown)}; allowed: name, base, fixed, grid, slurm")
+        raise UserError(f"study file {path} has unknown keys {sorted(unknown)}; allowed: name, base, fixed, grid, slurm, stages")
+    from lt_bench.stages import STAGES
+
+    bad = [stage for stage in raw.get("stages") or [] if stage not in STAGES]
+    if bad:
+        raise UserError(f"study file {path} lists unknown stage {bad[0]!r}; choose from: {', '.join(STAGES)}")
     grid = raw.get("grid") or {}
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise UserError(f"study grid key {key!r} needs a non-empty list of values")
     base = (path.parent / raw["base"]).resolve() if raw.get("base") else None
-    return Study(raw.get("name", path.stem), base, raw.get("fixed") or {}, grid, raw.get("slurm") or {})
+    return Study(raw.get("name", path.stem), base, raw.get("fixed") or {}, grid, raw.get("slurm") or {},
+                 list(raw.get("stages") or []))
 
 
 def _as_overrides(values: dict) -> list[str]:
@@ -89,11 +98,21 @@ def expand(study: Study, runs_dir: str | Path) -> list[Point]:
     for values in itertools.product(*(study.grid[k] for k in keys)):
         overrides = dict(zip(keys, values))
         cfg = load_config(study.base, [*_as_overrides(study.fixed), *_as_overrides(overrides), f"out_dir={runs_dir}"])
-        points.append(Point(overrides, cfg))
+        points.append(Point(overrides, cfg, tuple(study.stages)))
     ids = Counter(run_id(p.cfg) for p in points)
     if any(n > 1 for n in ids.values()):
         raise UserError(f"study {study.name} has grid points with identical configs; remove repeated grid values")
     return points
+
+
+def point_status(point: Point) -> str:
+    """The run's status; a done run whose second stages are not all done counts as incomplete."""
+    from lt_bench.stages import child_dir
+
+    status = run_status(point.run_dir)
+    if status == "done" and any(run_status(child_dir(point.run_dir, s)) != "done" for s in point.stages):
+        return "incomplete"
+    return status
 
 
 def run_status(run_dir: Path) -> str:
@@ -104,19 +123,25 @@ def run_status(run_dir: Path) -> str:
     return status if status in ("done", "failed") else "incomplete"
 
 
-def run_point(resolved: dict, threads: int | None = None) -> dict:
-    """Train one point (resuming where a killed attempt stopped); record any failure in its folder."""
+def run_point(resolved: dict, threads: int | None = None, stages: tuple = ()) -> dict:
+    """Train one point (resuming where a killed attempt stopped), then its second stages; record
+    any failure in the folder of the run that failed."""
     import torch
 
     from lt_bench.engine import run_directory, train
 
     if threads:
         torch.set_num_threads(threads)
+    from lt_bench.stages import child_dir, retrain
+
     cfg = OmegaConf.merge(OmegaConf.structured(Config), resolved)
-    run_dir = run_directory(cfg)
+    parent = run_dir = run_directory(cfg)
     try:
         train(cfg, resume=True)
-        return {"run_dir": str(run_dir), "status": "done"}
+        for stage in stages:
+            run_dir = child_dir(parent, stage)
+            retrain(parent, stage)
+        return {"run_dir": str(parent), "status": "done"}
     except Exception as err:  # a sweep reports every failure, whatever its kind
         message = f"{type(err).__name__}: {err}"
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -126,14 +151,17 @@ def run_point(resolved: dict, threads: int | None = None) -> dict:
 
 
 def status_counts(points: list[Point]) -> Counter:
-    return Counter(run_status(p.run_dir) for p in points)
+    return Counter(point_status(p) for p in points)
 
 
 def failures(points: list[Point]) -> list[tuple[Path, str]]:
+    from lt_bench.stages import child_dir
+
     out = []
     for p in points:
-        if run_status(p.run_dir) == "failed":
-            out.append((p.run_dir, json.loads((p.run_dir / "final.json").read_text()).get("error", "")))
+        for run_dir in (p.run_dir, *(child_dir(p.run_dir, s) for s in p.stages)):
+            if run_status(run_dir) == "failed":
+                out.append((run_dir, json.loads((run_dir / "final.json").read_text()).get("error", "")))
     return out
 
 
@@ -150,15 +178,18 @@ def launch(
     """Run the points not yet done; local runs finish before this returns, slurm jobs are submitted."""
     if executor not in EXECUTORS:
         raise UserError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
-    todo = [to_dict(p.cfg) for p in points if run_status(p.run_dir) != "done"]
-    if not todo:
+    pending = [p for p in points if point_status(p) != "done"]
+    if not pending:
         return []
+    todo = [to_dict(p.cfg) for p in pending]
+    stages = pending[0].stages
     if executor == "local":
-        return _launch_local(todo, jobs, progress, threads, on_result)
-    return _launch_submitit(todo, executor, jobs, slurm or {}, folder or Path(points[0].cfg.out_dir) / ".submitit")
+        return _launch_local(todo, jobs, progress, threads, on_result, stages)
+    return _launch_submitit(todo, executor, jobs, slurm or {}, folder or Path(points[0].cfg.out_dir) / ".submitit",
+                            stages)
 
 
-def _launch_local(todo: list[dict], jobs: int, progress: bool, threads: int | None, on_result) -> list[dict]:
+def _launch_local(todo: list[dict], jobs: int, progress: bool, threads: int | None, on_result, stages) -> list[dict]:
     import sys
 
     from tqdm.auto import tqdm
@@ -176,7 +207,7 @@ def _launch_local(todo: list[dict], jobs: int, progress: bool, threads: int | No
 
     if jobs <= 1:
         for resolved in todo:
-            finished(run_point(resolved, threads))
+            finished(run_point(resolved, threads, stages))
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -184,14 +215,14 @@ def _launch_local(todo: list[dict], jobs: int, progress: bool, threads: int | No
         threads = threads or max(1, (os.cpu_count() or 1) // jobs)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = [pool.submit(run_point, resolved, threads) for resolved in todo]
+            futures = [pool.submit(run_point, resolved, threads, stages) for resolved in todo]
             for future in as_completed(futures):
                 finished(future.result())
     bar.close()
     return results
 
 
-def _launch_submitit(todo: list[dict], executor: str, jobs: int, slurm: dict, folder: Path) -> list[dict]:
+def _launch_submitit(todo: list[dict], executor: str, jobs: int, slurm: dict, folder: Path, stages=()) -> list[dict]:
     import submitit
 
     cluster = "local" if executor == "submitit_local" else "slurm"
@@ -205,7 +236,7 @@ def _launch_submitit(todo: list[dict], executor: str, jobs: int, slurm: dict, fo
         )
         parameters = {k: v for k, v in parameters.items() if v is not None}
     pool.update_parameters(**parameters)
-    submitted = pool.map_array(run_point, todo)
+    submitted = pool.map_array(run_point, todo, [None] * len(todo), [tuple(stages)] * len(todo))
     if cluster == "local":  # tests and laptops: wait, as the local executor does
         return [job.result() for job in submitted]
     return [{"job_id": job.job_id, "status": "submitted"} for job in submitted]

@@ -120,3 +120,21 @@ def test_bad_study_files(tmp_path):
         load_study(tmp_path / "s.yaml")
     with pytest.raises(UserError, match="does not exist"):
         load_study(tmp_path / "missing.yaml")
+
+
+def test_a_study_can_list_second_stages(tmp_path, capsys):
+    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "study.yaml").write_text(
+        "base: base.yaml\nfixed: {optim.epochs: 1, method.name: sar}\ngrid:\n  seed: [0]\nstages: [ncm, tau_norm]\n"
+    )
+    runs = tmp_path / "runs"
+    assert main(["sweep", str(tmp_path / "study.yaml"), "--runs-dir", str(runs)]) == 0
+    (point,) = expand(load_study(tmp_path / "study.yaml"), runs)
+    for stage in ("ncm", "tau_norm"):
+        assert run_status(point.run_dir.parent / f"{point.run_dir.name}__{stage}") == "done"
+    assert main(["report", str(runs), "--out", str(tmp_path / "report"), "--no-figures"]) == 0
+    table = (tmp_path / "report" / "main_table.md").read_text()
+    assert "| sar + NCM |" in table and "| sar + tau-norm |" in table
+    (tmp_path / "bad.yaml").write_text("stages: [crt2]\n")
+    with pytest.raises(UserError, match="unknown stage 'crt2'"):
+        load_study(tmp_path / "bad.yaml")

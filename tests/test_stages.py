@@ -1,0 +1,102 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from lt_bench.cli import main
+from lt_bench.config import load_config
+from lt_bench.engine import run_directory, train
+from lt_bench.errors import UserError
+from lt_bench.report.collect import collect
+from lt_bench.stages import retrain, tau_normalize
+
+PARENT = [
+    "data.name=synthetic",
+    "data.options={num_classes: 5, image_size: 12, train_per_class: 60, test_per_class: 12}",
+    "data.ratio=10",
+    "data.batch_size=16",
+    "model.name=small_cnn",
+    "method.name=sar",
+    "optim.epochs=3",
+    "optim.lr=0.05",
+    "optim.warmup_epochs=0",
+    "train.progress=false",
+]
+SCHEMA = ["checkpoint.pt", "config.yaml", "features.npz", "final.json", "metrics.jsonl", "per_class.csv",
+          "separability.json", "split.json"]
+
+
+@pytest.fixture(scope="module")
+def parent(tmp_path_factory):
+    cfg = load_config(None, [*PARENT, f"out_dir={tmp_path_factory.mktemp('runs')}"])
+    train(cfg)
+    return run_directory(cfg)
+
+
+def backbone_state(path):
+    state = torch.load(path, weights_only=True)["network"]
+    return {k: v for k, v in state.items() if k.startswith("backbone.")}
+
+
+@pytest.mark.parametrize("stage", ["crt", "lws", "tau_norm", "ncm"])
+def test_each_stage_writes_a_child_run_and_keeps_the_backbone_bit_identical(parent, stage):
+    final = retrain(parent, stage, ["stage.epochs=2"] if stage in ("crt", "lws") else [])
+    child = parent.parent / f"{parent.name}__{stage}"
+    assert sorted(p.name for p in child.iterdir()) == SCHEMA
+    assert final["status"] == "done" and final["parent"] == parent.name and final["stage"]
+    before, after = backbone_state(parent / "checkpoint.pt"), backbone_state(child / "checkpoint.pt")
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert json.loads((child / "split.json").read_text()) == json.loads((parent / "split.json").read_text())
+    assert load_config(child / "config.yaml").stage.name == stage
+
+
+def test_crt_draws_class_balanced_batches(parent):
+    retrain(parent, "crt", ["name=crt_default"])  # 10 epochs by default
+    rows = [json.loads(line) for line in (parent.parent / "crt_default" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 10
+    drawn = np.sum([r["sampled_class_counts"] for r in rows], axis=0)
+    train_counts = json.loads((parent / "split.json").read_text())["counts"]
+    assert train_counts[0] / train_counts[-1] == 10  # instance sampling would draw class 0 ten times as often
+    assert drawn.max() / drawn.min() < 1.35 and drawn.sum() == 10 * sum(train_counts)
+
+
+def test_tau_zero_is_the_classifier_and_tau_one_equalises_norms():
+    linear = nn.Linear(4, 3)
+    assert torch.equal(tau_normalize(linear, 0.0).weight, linear.weight)
+    assert torch.equal(tau_normalize(linear, 0.0).bias, linear.bias)
+    assert torch.allclose(tau_normalize(linear, 1.0).weight.norm(dim=1), torch.ones(3))
+
+
+def test_tau_norm_child_with_tau_zero_predicts_like_the_parent(parent):
+    final = retrain(parent, "tau_norm", ["stage.taus=[0.0]", "name=tau_zero"])
+    assert final["tau"] == 0.0
+    mine = np.load(parent.parent / "tau_zero" / "features.npz")["logits"]
+    theirs = np.load(parent / "features.npz")["logits"]
+    assert np.array_equal(mine.argmax(1), theirs.argmax(1)) and np.allclose(mine, theirs, atol=1e-5)
+
+
+def test_tau_is_chosen_on_left_over_train_images_never_the_test_set(parent):
+    final = retrain(parent, "tau_norm")
+    assert "never the test set" in final["tau_selected_on"] and "left over" in final["tau_selected_on"]
+    curve = final["tau_curve"]
+    assert [p["tau"] for p in curve][:3] == [0.0, 0.1, 0.2] and len(curve) == 21
+    assert final["tau"] == max(curve, key=lambda p: p["val_balanced"])["tau"]
+
+
+def test_child_runs_appear_in_the_report_as_method_plus_stage(parent):
+    retrain(parent, "ncm")
+    runs = collect(parent.parent)
+    assert {"sar", "sar + cRT", "sar + NCM"} <= set(runs.label)
+
+
+def test_retrain_cli_and_errors(parent, capsys):
+    assert main(["retrain", str(parent), "--stage", "lws", "stage.epochs=1", "name=lws_cli"]) == 0
+    assert "+ LWS: top-1" in capsys.readouterr().out
+    assert main(["retrain", str(parent), "--stage", "crt2"]) == 2
+    assert "unknown stage 'crt2'" in capsys.readouterr().err
+    assert main(["retrain", str(parent), "--stage", "crt", "stage.epoch=3"]) == 2
+    assert "stage crt has no option 'epoch'" in capsys.readouterr().err
+    with pytest.raises(UserError, match="not a finished run"):
+        retrain(parent.parent / "nowhere", "crt")
