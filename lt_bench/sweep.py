@@ -129,10 +129,11 @@ def run_point(resolved: dict, threads: int | None = None, stages: tuple = ()) ->
     import torch
 
     from lt_bench.engine import run_directory, train
+    from lt_bench.stages import child_dir, retrain
 
+    previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
-    from lt_bench.stages import child_dir, retrain
 
     cfg = OmegaConf.merge(OmegaConf.structured(Config), resolved)
     parent = run_dir = run_directory(cfg)
@@ -148,6 +149,8 @@ def run_point(resolved: dict, threads: int | None = None, stages: tuple = ()) ->
         atomic.write_text(run_dir / "error.log", traceback.format_exc())
         atomic.write_json(run_dir / "final.json", {"status": "failed", "error": message, "run_id": run_id(cfg)})
         return {"run_dir": str(run_dir), "status": "failed", "error": message}
+    finally:
+        torch.set_num_threads(previous_threads)  # an in-process sweep leaves the caller as it was
 
 
 def status_counts(points: list[Point]) -> Counter:

@@ -2,9 +2,12 @@
 last checkpoint and ends with exactly the metrics of an uninterrupted run (on CPU)."""
 
 import json
+import os
 import subprocess
 import sys
 import time
+
+import torch
 
 from lt_bench.cli import main
 
@@ -30,8 +33,10 @@ def metrics(run_dir):
 def test_sigkill_mid_epoch_then_the_same_command_resumes_exactly(tmp_path):
     killed = tmp_path / "killed"
     command = ["train", "-", *CONFIG, f"out_dir={killed}"]
+    # The same thread count as this process: float sums depend on it, and the runs must match exactly.
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     process = subprocess.Popen([sys.executable, "-m", "lt_bench", *command], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+                               stderr=subprocess.PIPE, env=env)
     log = killed / "run" / "metrics.jsonl"
     deadline = time.time() + 120
     while not (log.exists() and log.read_text().count("\n") >= 1):
