@@ -167,6 +167,18 @@ def _differences(values: dict, defaults: dict) -> dict:
 _MISSING = object()
 
 
+def flatten(d: dict, prefix: str = "") -> dict:
+    """Nested mappings as dotted keys (``{"data": {"ratio": 10}}`` -> ``{"data.ratio": 10}``);
+    lists and non-empty leaves of other kinds are kept, lists written as JSON text."""
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
+    return out
+
+
 def identity(cfg: DictConfig) -> dict:
     """What makes a run what it is: the values that differ from the schema's defaults, less the
     keys that do not affect results (NON_IDENTITY_KEYS). A key added to the schema later, with a

@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lt_bench import atomic, distributed
-from lt_bench.config import run_id, to_dict
+from lt_bench.config import flatten, run_id, to_dict
 from lt_bench.data import (
     LabelledImages,
     LongTailSplit,
@@ -212,22 +212,12 @@ def run_directory(cfg: DictConfig) -> Path:
     return Path(cfg.out_dir) / name
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def check_same_config(saved_path: Path, cfg: DictConfig) -> None:
     """Refuse to resume a run whose saved config differs from the requested one."""
     from lt_bench.config import NON_IDENTITY_KEYS, load_config
 
-    saved = _flatten(to_dict(load_config(saved_path)))  # merged with the schema: new keys get defaults
-    wanted = _flatten(to_dict(cfg))
+    saved = flatten(to_dict(load_config(saved_path)))  # merged with the schema: new keys get defaults
+    wanted = flatten(to_dict(cfg))
     for key in NON_IDENTITY_KEYS:
         saved.pop(key, None)
         wanted.pop(key, None)

@@ -12,19 +12,12 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from lt_bench.config import flatten
 from lt_bench.errors import UserError
 
 METRICS = ("top1", "top5", "balanced", "many", "medium", "few", "ece")
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = json.dumps(v) if isinstance(v, (list, dict)) else v
-    return out
 
 
 def run_label(row: dict) -> str:
@@ -40,7 +33,7 @@ def run_label(row: dict) -> str:
 
 def read_run(run_dir: Path, runs_dir: Path) -> dict:
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    row = {"run_dir": run_dir.relative_to(runs_dir).as_posix(), **_flatten(cfg)}
+    row = {"run_dir": run_dir.relative_to(runs_dir).as_posix(), **flatten(cfg)}
     final_path = run_dir / "final.json"
     final = json.loads(final_path.read_text()) if final_path.exists() else {}
     status = final.get("status")
