@@ -22,7 +22,9 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
 
 
-def clustered_features(points: int, dim: int, classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def clustered_features(
+    points: int, dim: int, classes: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Class centres plus unit noise, post-ReLU like a ResNet's pooled features."""
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(classes), points // classes)
@@ -50,7 +52,9 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=50000)
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--classes", type=int, default=1000)
-    parser.add_argument("--skip-naive", action="store_true", help="skip the naive NC1 and scikit-learn silhouette")
+    parser.add_argument(
+        "--skip-naive", action="store_true", help="skip the naive NC1 and scikit-learn silhouette"
+    )
     args = parser.parse_args()
 
     import torch
@@ -60,18 +64,26 @@ def main() -> None:
 
     features, labels = clustered_features(args.points, args.dim, args.classes)
     counts = long_tail_counts(args.classes, 1280, 256, "pareto")
-    classifier = np.random.default_rng(1).standard_normal((args.classes, args.dim), dtype=np.float32)
+    classifier = np.random.default_rng(1).standard_normal(
+        (args.classes, args.dim), dtype=np.float32
+    )
     centroids = np.random.default_rng(2).standard_normal((args.classes, args.dim), dtype=np.float32)
-    print(f"features {features.shape} float32 ({features.nbytes / 2**30:.2f} GiB), {args.classes} classes, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(
+        f"features {features.shape} float32 ({features.nbytes / 2**30:.2f} GiB), {args.classes} classes, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
 
     start = time.time()
     report = separability(features, labels, counts, classifier=classifier, centroids=centroids)
     wall = time.time() - start
     peak = peak_rss_gib()
-    print(f"every statistic: {wall:.1f} s wall (target <= 30), peak memory {peak:.2f} GiB (target <= 3)")
-    print(f"  silhouette on {report['settings']['silhouette_points']} points, "
-          f"kNN on {report['settings']['knn_queries']} queries (leave-one-out)")
+    print(
+        f"every statistic: {wall:.1f} s wall (target <= 30), peak memory {peak:.2f} GiB (target <= 3)"
+    )
+    print(
+        f"  silhouette on {report['settings']['silhouette_points']} points, "
+        f"kNN on {report['settings']['knn_queries']} queries (leave-one-out)"
+    )
     print("  " + ", ".join(f"{k} {v:.4g}" for k, v in report["summary"].items()))
 
     if args.skip_naive:
@@ -82,8 +94,10 @@ def main() -> None:
     start = time.time()
     naive = naive_nc1(features, labels, args.classes)
     naive_time = time.time() - start
-    print(f"NC1 via the class-mean SVD: {ours_time:.1f} s; D x D pseudo-inverse: {naive_time:.1f} s "
-          f"({naive_time / ours_time:.1f}x slower); relative difference {abs(ours - naive) / abs(naive):.1e}")
+    print(
+        f"NC1 via the class-mean SVD: {ours_time:.1f} s; D x D pseudo-inverse: {naive_time:.1f} s "
+        f"({naive_time / ours_time:.1f}x slower); relative difference {abs(ours - naive) / abs(naive):.1e}"
+    )
 
     from sklearn.metrics import silhouette_score
 
@@ -94,8 +108,10 @@ def main() -> None:
     start = time.time()
     theirs = silhouette_score(features[sample], labels[sample])
     sk_time = time.time() - start
-    print(f"silhouette on the same {len(sample)} points: ours {ours_time:.1f} s, scikit-learn {sk_time:.1f} s "
-          f"({sk_time / ours_time:.1f}x slower); difference {abs(ours_s - theirs):.1e}")
+    print(
+        f"silhouette on the same {len(sample)} points: ours {ours_time:.1f} s, scikit-learn {sk_time:.1f} s "
+        f"({sk_time / ours_time:.1f}x slower); difference {abs(ours_s - theirs):.1e}"
+    )
 
 
 if __name__ == "__main__":

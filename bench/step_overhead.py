@@ -35,12 +35,23 @@ METHODS = ["none", "sar", "center", "prototype", "etf"]
 
 def engine_images_per_s(method: str, args, out_dir: str) -> float:
     """Images/s of the engine's second epoch (the first pays one-off costs)."""
-    cfg = load_config(None, [
-        "data.name=synthetic", f"data.options={{num_classes: 10, image_size: 32, train_per_class: {args.per_class}, test_per_class: 2}}",
-        "data.ratio=1", "data.batch_size=128", "model.name=resnet32_cifar", f"method.name={method}",
-        "optim.epochs=2", "optim.warmup_epochs=1", f"train.device={args.device}", "train.progress=false",
-        f"out_dir={out_dir}", f"name={method}_{time.time_ns()}",
-    ])
+    cfg = load_config(
+        None,
+        [
+            "data.name=synthetic",
+            f"data.options={{num_classes: 10, image_size: 32, train_per_class: {args.per_class}, test_per_class: 2}}",
+            "data.ratio=1",
+            "data.batch_size=128",
+            "model.name=resnet32_cifar",
+            f"method.name={method}",
+            "optim.epochs=2",
+            "optim.warmup_epochs=1",
+            f"train.device={args.device}",
+            "train.progress=false",
+            f"out_dir={out_dir}",
+            f"name={method}_{time.time_ns()}",
+        ],
+    )
     train(cfg)
     rows = [json.loads(line) for line in open(f"{out_dir}/{cfg.name}/metrics.jsonl")]
     return rows[-1]["images_per_s"]
@@ -49,7 +60,9 @@ def engine_images_per_s(method: str, args, out_dir: str) -> float:
 def hand_written_images_per_s(args) -> float:
     """The same work as the engine's step, written as plainly as possible."""
     device = torch.device(args.device)
-    data = build_dataset("synthetic", num_classes=10, image_size=32, train_per_class=args.per_class).load("train")
+    data = build_dataset(
+        "synthetic", num_classes=10, image_size=32, train_per_class=args.per_class
+    ).load("train")
     images, labels = data.images.to(device), torch.as_tensor(data.labels, device=device)
     mean = torch.tensor(data.info.mean, device=device).view(1, -1, 1, 1) * 255
     std = torch.tensor(data.info.std, device=device).view(1, -1, 1, 1) * 255
@@ -88,7 +101,9 @@ def augmentation_images_per_s(args) -> tuple[float, float]:
     from PIL import Image
     from torch.utils.data import DataLoader, Dataset
 
-    data = build_dataset("synthetic", num_classes=10, image_size=32, train_per_class=args.per_class).load("train")
+    data = build_dataset(
+        "synthetic", num_classes=10, image_size=32, train_per_class=args.per_class
+    ).load("train")
     device = torch.device(args.device)
     batches = InMemoryBatches(data, 128, device, augment="crop_flip", pad=4)
     generator = torch.Generator().manual_seed(0)
@@ -99,8 +114,14 @@ def augmentation_images_per_s(args) -> tuple[float, float]:
     batched = len(data) / (time.time() - start)
 
     hwc = data.images.permute(0, 2, 3, 1).numpy()
-    transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
-                           T.Normalize(data.info.mean, data.info.std)])
+    transform = T.Compose(
+        [
+            T.RandomCrop(32, padding=4),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize(data.info.mean, data.info.std),
+        ]
+    )
 
     class PILImages(Dataset):
         def __len__(self):
@@ -123,7 +144,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--per-class", type=int, default=256, help="images per class (10 classes)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the PIL baseline")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="DataLoader workers of the PIL baseline"
+    )
     args = parser.parse_args()
 
     rates: dict[str, list[float]] = {k: [] for k in ["hand", *METHODS, "aug_batched", "aug_pil"]}
@@ -137,13 +160,21 @@ def main() -> None:
             rates["aug_pil"].append(pil)
     median = {k: statistics.median(v) for k, v in rates.items()}
 
-    print(f"device {args.device}, resnet32_cifar, batch 128, {10 * args.per_class} images/epoch, "
-          f"median of {args.repeats} interleaved rounds, torch {torch.__version__}")
-    print(f"(a) engine step / hand-written step: {median['hand'] / median['none']:.3f}x   (target <= 1.03)")
+    print(
+        f"device {args.device}, resnet32_cifar, batch 128, {10 * args.per_class} images/epoch, "
+        f"median of {args.repeats} interleaved rounds, torch {torch.__version__}"
+    )
+    print(
+        f"(a) engine step / hand-written step: {median['hand'] / median['none']:.3f}x   (target <= 1.03)"
+    )
     for method in METHODS[1:]:
-        print(f"(b) {method:>9} step / none step:     {median['none'] / median[method]:.3f}x   (target <= 1.05)")
-    print(f"(c) batched augmentation / PIL DataLoader ({args.workers} workers): "
-          f"{median['aug_batched'] / median['aug_pil']:.1f}x   (target >= 5)")
+        print(
+            f"(b) {method:>9} step / none step:     {median['none'] / median[method]:.3f}x   (target <= 1.05)"
+        )
+    print(
+        f"(c) batched augmentation / PIL DataLoader ({args.workers} workers): "
+        f"{median['aug_batched'] / median['aug_pil']:.1f}x   (target >= 5)"
+    )
     print("images/s:", json.dumps({k: round(v, 1) for k, v in median.items()}))
 
 

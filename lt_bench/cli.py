@@ -144,7 +144,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from lt_bench.stages import retrain
 
     final = retrain(args.run_dir, args.stage, args.overrides)
-    groups = ", ".join(f"{g} {final[g]:.4f}" for g in ("many", "medium", "few") if final.get(g) is not None)
+    groups = ", ".join(
+        f"{g} {final[g]:.4f}" for g in ("many", "medium", "few") if final.get(g) is not None
+    )
     tau = f", tau {final['tau']:g} chosen on {final['tau_selected_on']}" if "tau" in final else ""
     print(f"{final['parent']} + {final['stage']}: top-1 {final['top1']:.4f} ({groups}){tau}")
     return 0
@@ -154,10 +156,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from lt_bench.engine import evaluate_run
 
     final = evaluate_run(args.run_dir, args.train_features, args.posthoc_tau)
-    groups = ", ".join(f"{g} {final[g]:.4f}" for g in ("many", "medium", "few") if final.get(g) is not None)
-    print(f"{args.run_dir}: top-1 {final['top1']:.4f} ({groups}); wrote separability.json, per_class.csv")
+    groups = ", ".join(
+        f"{g} {final[g]:.4f}" for g in ("many", "medium", "few") if final.get(g) is not None
+    )
+    print(
+        f"{args.run_dir}: top-1 {final['top1']:.4f} ({groups}); wrote separability.json, per_class.csv"
+    )
     if "posthoc" in final:
-        print(f"post-hoc logit adjustment, tau {args.posthoc_tau:g}: top-1 {final['posthoc']['top1']:.4f}")
+        print(
+            f"post-hoc logit adjustment, tau {args.posthoc_tau:g}: top-1 {final['posthoc']['top1']:.4f}"
+        )
     return 0
 
 
@@ -167,19 +175,38 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     study = sweep.load_study(args.study)
     runs_dir = Path(args.runs_dir or Path("runs") / study.name)
     points = sweep.expand(study, runs_dir)
-    slurm = {**study.slurm, **{k: v for k, v in (("partition", args.partition), ("time_min", args.time_min),
-                                                   ("gpus", args.gpus), ("cpus", args.cpus)) if v is not None}}
+    slurm = {
+        **study.slurm,
+        **{
+            k: v
+            for k, v in (
+                ("partition", args.partition),
+                ("time_min", args.time_min),
+                ("gpus", args.gpus),
+                ("cpus", args.cpus),
+            )
+            if v is not None
+        },
+    }
     if not (args.status or args.dry_run):
         results = sweep.launch(points, args.executor, args.jobs, slurm)
         submitted = [r["job_id"] for r in results if r.get("status") == "submitted"]
         if submitted:
-            print(f"submitted {len(submitted)} jobs ({submitted[0]}...) to slurm; check with lt-bench sweep {args.study} --status")
+            print(
+                f"submitted {len(submitted)} jobs ({submitted[0]}...) to slurm; check with lt-bench sweep {args.study} --status"
+            )
     counts = sweep.status_counts(points)
-    print(f"{study.name}: {len(points)} runs in {runs_dir}: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in sweep.STATUSES))
+    print(
+        f"{study.name}: {len(points)} runs in {runs_dir}: "
+        + ", ".join(f"{counts.get(s, 0)} {s}" for s in sweep.STATUSES)
+    )
     if args.dry_run:
         for point in points:
             mark = sweep.run_status(point.run_dir)
-            print(f"  [{mark}] {point.run_dir.name}  " + " ".join(f"{k}={v}" for k, v in point.overrides.items()))
+            print(
+                f"  [{mark}] {point.run_dir.name}  "
+                + " ".join(f"{k}={v}" for k, v in point.overrides.items())
+            )
     for run_dir, error in sweep.failures(points):
         print(f"  failed: {run_dir}: {error}")
     return 1 if counts.get("failed") and not (args.status or args.dry_run) else 0
@@ -189,20 +216,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     from lt_bench.report import write_report
     from lt_bench.report.collect import collect
 
-    collect(args.runs_dir)  # refuse an empty or missing runs folder before creating the output folder
+    collect(
+        args.runs_dir
+    )  # refuse an empty or missing runs folder before creating the output folder
     out = _output_dir(Path(args.out))
     result = write_report(args.runs_dir, out, figures=not args.no_figures)
     runs = result["runs"]
     counts = runs.status.value_counts().to_dict()
-    print(f"{len(runs)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}); wrote {len(result['written'])} files to {out}")
+    print(
+        f"{len(runs)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}); wrote {len(result['written'])} files to {out}"
+    )
     if (out / "main_table.md").exists():
         print((out / "main_table.md").read_text(), end="")
     for row in result["unfinished"].itertuples():
-        print(f"  {row.status}: {row.run_dir}" + (f": {row.error}" if isinstance(row.error, str) else ""))
+        print(
+            f"  {row.status}: {row.run_dir}"
+            + (f": {row.error}" if isinstance(row.error, str) else "")
+        )
     return 0
 
 
-DEMO_STUDY = Path(__file__).resolve().parent.parent / "experiments" / "studies" / "mnist_lt_demo.yaml"
+DEMO_STUDY = (
+    Path(__file__).resolve().parent.parent / "experiments" / "studies" / "mnist_lt_demo.yaml"
+)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -213,17 +249,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from lt_bench.report import write_report
 
     if not DEMO_STUDY.is_file():
-        raise UserError(f"demo study {DEMO_STUDY} is missing; run lt-bench demo from a source checkout")
+        raise UserError(
+            f"demo study {DEMO_STUDY} is missing; run lt-bench demo from a source checkout"
+        )
     study = sweep.load_study(DEMO_STUDY)
     runs_dir, out = Path(args.runs_dir), _output_dir(Path(args.out))
     points = sweep.expand(study, runs_dir)
     todo = sum(sweep.run_status(p.run_dir) != "done" for p in points)
-    print(f"{study.name}: {len(points)} runs ({len(points) - todo} already done) in {runs_dir}, {args.jobs} at a time")
+    print(
+        f"{study.name}: {len(points)} runs ({len(points) - todo} already done) in {runs_dir}, {args.jobs} at a time"
+    )
     started = time.time()
 
     def show(done: int, total: int, result: dict) -> None:
-        print(f"  [{done}/{total}] {Path(result['run_dir']).name}: {result['status']} "
-              f"({time.time() - started:.0f} s)" + (f": {result['error']}" if "error" in result else ""), flush=True)
+        print(
+            f"  [{done}/{total}] {Path(result['run_dir']).name}: {result['status']} "
+            f"({time.time() - started:.0f} s)"
+            + (f": {result['error']}" if "error" in result else ""),
+            flush=True,
+        )
 
     sweep.launch(points, "local", args.jobs, progress=False, threads=1, on_result=show)
     result = write_report(runs_dir, out)
@@ -283,37 +327,63 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_split)
 
     p = sub.add_parser("train", help="train one run from a YAML config plus key=value overrides")
-    p.add_argument("config", help="YAML config, e.g. experiments/mnist_lt.yaml, or - for the schema's defaults")
-    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. method.name=sar data.ratio=50 seed=1")
-    p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
+    p.add_argument(
+        "config", help="YAML config, e.g. experiments/mnist_lt.yaml, or - for the schema's defaults"
+    )
+    p.add_argument(
+        "overrides", nargs="*", help="dotted overrides, e.g. method.name=sar data.ratio=50 seed=1"
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run from its last checkpoint"
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sweep", help="run every point of a study not yet done (idempotent)")
     p.add_argument("study", help="study file, e.g. experiments/studies/mnist_lt_demo.yaml")
-    p.add_argument("--runs-dir", default=None, help="where the run folders go (default: runs/<study name>)")
-    p.add_argument("--executor", default="local", help="local (processes), slurm (submitit) or submitit_local")
-    p.add_argument("--jobs", type=int, default=1, help="runs at a time (local) or slurm array parallelism")
-    p.add_argument("--dry-run", action="store_true", help="list the points and their status; launch nothing")
-    p.add_argument("--status", action="store_true", help="print done / failed / incomplete / pending counts only")
+    p.add_argument(
+        "--runs-dir", default=None, help="where the run folders go (default: runs/<study name>)"
+    )
+    p.add_argument(
+        "--executor", default="local", help="local (processes), slurm (submitit) or submitit_local"
+    )
+    p.add_argument(
+        "--jobs", type=int, default=1, help="runs at a time (local) or slurm array parallelism"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="list the points and their status; launch nothing"
+    )
+    p.add_argument(
+        "--status",
+        action="store_true",
+        help="print done / failed / incomplete / pending counts only",
+    )
     p.add_argument("--partition", default=None, help="slurm partition")
     p.add_argument("--time-min", type=int, default=None, help="slurm time limit per run, minutes")
     p.add_argument("--gpus", type=int, default=None, help="GPUs per run (slurm)")
     p.add_argument("--cpus", type=int, default=None, help="CPUs per run (slurm)")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("report", help="collect runs into runs.csv, tables (md, tex, csv) and figures")
+    p = sub.add_parser(
+        "report", help="collect runs into runs.csv, tables (md, tex, csv) and figures"
+    )
     p.add_argument("runs_dir", help="folder holding run directories (any depth)")
     p.add_argument("--out", required=True, help="output folder, e.g. results/NAME")
     p.add_argument("--no-figures", action="store_true", help="tables only")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("demo", help="the embedded study: 5 methods x 2 ratios x 3 seeds on MNIST-LT, then its report")
+    p = sub.add_parser(
+        "demo",
+        help="the embedded study: 5 methods x 2 ratios x 3 seeds on MNIST-LT, then its report",
+    )
     p.add_argument("--runs-dir", default="runs/mnist_lt_demo")
     p.add_argument("--out", default="results/mnist_lt_demo")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one CPU thread each)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("retrain", help="a second stage on a finished run: crt, lws, tau_norm or ncm (frozen backbone)")
+    p = sub.add_parser(
+        "retrain",
+        help="a second stage on a finished run: crt, lws, tau_norm or ncm (frozen backbone)",
+    )
     p.add_argument("run_dir", help="the parent run directory")
     p.add_argument("--stage", required=True, help="crt | lws | tau_norm | ncm")
     p.add_argument("overrides", nargs="*", help="e.g. stage.epochs=20 stage.lr=0.05")
@@ -321,9 +391,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="recompute a run's accuracy groups and separability statistics")
     p.add_argument("run_dir", help="a run directory written by lt-bench train")
-    p.add_argument("--train-features", action="store_true",
-                   help="recompute train features from the checkpoint (kNN / NCM memory)")
-    p.add_argument("--posthoc-tau", type=float, default=0.0, help="also report post-hoc logit adjustment")
+    p.add_argument(
+        "--train-features",
+        action="store_true",
+        help="recompute train features from the checkpoint (kNN / NCM memory)",
+    )
+    p.add_argument(
+        "--posthoc-tau", type=float, default=0.0, help="also report post-hoc logit adjustment"
+    )
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser(
@@ -338,7 +413,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args, extra = parser.parse_known_args(argv)
         if extra and hasattr(args, "overrides") and all("=" in e for e in extra):
-            args.overrides += extra  # key=value after an option (retrain RUN --stage crt stage.lr=0.05)
+            args.overrides += (
+                extra  # key=value after an option (retrain RUN --stage crt stage.lr=0.05)
+            )
         elif extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exit_:  # --help, or a usage error already printed on one line

@@ -83,7 +83,9 @@ class Config:
     loss: dict[str, Any] = field(default_factory=lambda: {"name": "ce", "reweight": "none"})
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    stage: dict[str, Any] = field(default_factory=dict)  # a second stage on a finished run (lt-bench retrain)
+    stage: dict[str, Any] = field(
+        default_factory=dict
+    )  # a second stage on a finished run (lt-bench retrain)
 
 
 # Keys that change where or how a run is shown, not what it computes: left out of the run id.
@@ -114,16 +116,22 @@ def _merge(*parts) -> DictConfig:
         message = str(err).splitlines()[0]
         if "Key" in type(err).__name__ or "not in struct" in message:
             raise UserError(f"unknown config key {key!r}{_suggest(key)}") from err
-        raise UserError(f"bad value for config key {key!r}: {message}; fix the YAML file or the override") from err
+        raise UserError(
+            f"bad value for config key {key!r}: {message}; fix the YAML file or the override"
+        ) from err
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> DictConfig:
     """Schema <- YAML file <- dotted ``key=value`` overrides (later wins)."""
     parts = [OmegaConf.structured(Config)]
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise UserError(f"config file {path} does not exist; pass a YAML file such as experiments/mnist_lt.yaml")
+            raise UserError(
+                f"config file {path} does not exist; pass a YAML file such as experiments/mnist_lt.yaml"
+            )
         try:
             loaded = yaml.safe_load(path.read_text())
         except yaml.YAMLError as err:
@@ -131,7 +139,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             where = f" at line {mark.line + 1}" if mark is not None else ""
             raise UserError(f"config file {path} is not valid YAML{where}; fix its syntax") from err
         if loaded is not None and not isinstance(loaded, dict):
-            raise UserError(f"config file {path} must hold a mapping of keys, not a {type(loaded).__name__}")
+            raise UserError(
+                f"config file {path} must hold a mapping of keys, not a {type(loaded).__name__}"
+            )
         parts.append(OmegaConf.create(loaded or {}))
     bad = [o for o in overrides if "=" not in o]
     if bad:
@@ -204,10 +214,16 @@ def call_with_checked_kwargs(factory, what: str, *args, **kwargs):
     params = inspect.signature(factory).parameters
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     if not accepts_any:
-        names = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY or p.default is not p.empty]
+        names = [
+            n for n, p in params.items() if p.kind is p.KEYWORD_ONLY or p.default is not p.empty
+        ]
         for key in kwargs:
             if key not in params:
                 close = difflib.get_close_matches(key, names, n=1)
-                hint = f"did you mean {close[0]}?" if close else f"it takes: {', '.join(names) or 'nothing'}"
+                hint = (
+                    f"did you mean {close[0]}?"
+                    if close
+                    else f"it takes: {', '.join(names) or 'nothing'}"
+                )
                 raise UserError(f"{what} has no option {key!r}; {hint}")
     return factory(*args, **kwargs)

@@ -53,7 +53,9 @@ def select_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} asked for but CUDA is not available; use train.device=cpu")
+        raise UserError(
+            f"device {name!r} asked for but CUDA is not available; use train.device=cpu"
+        )
     return torch.device(name)
 
 
@@ -79,7 +81,12 @@ def lr_lambda(optim: DictConfig, steps_per_epoch: int) -> Callable[[int], float]
 def test_arrays(network: Network, method: Regularizer, setup: Setup, cfg: DictConfig) -> dict:
     """What ``features.npz`` holds: test features, labels, logits, classifier rows, the method's centroids."""
     features, logits, labels = predict_all(network, setup.test, setup, cfg)
-    arrays = {"features": features, "labels": labels, "logits": logits, "train_counts": np.asarray(setup.split.counts)}
+    arrays = {
+        "features": features,
+        "labels": labels,
+        "logits": logits,
+        "train_counts": np.asarray(setup.split.counts),
+    }
     weight = getattr(network.classifier, "weight", None)
     if weight is not None:
         arrays["classifier_weight"] = weight.detach().float().cpu().numpy()
@@ -90,7 +97,9 @@ def test_arrays(network: Network, method: Regularizer, setup: Setup, cfg: DictCo
 
 
 @torch.no_grad()
-def predict(network: torch.nn.Module, batches, device: torch.device, amp: bool) -> tuple[np.ndarray, ...]:
+def predict(
+    network: torch.nn.Module, batches, device: torch.device, amp: bool
+) -> tuple[np.ndarray, ...]:
     """Features, logits and labels of a whole evaluation set, in order."""
     network.eval()
     features, logits, labels = [], [], []
@@ -110,8 +119,16 @@ def environment() -> dict:
     import lt_bench
 
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                                cwd=Path(__file__).parent).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                cwd=Path(__file__).parent,
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         commit = None
     return {
@@ -168,8 +185,15 @@ class Setup:
 
     def batches(self, data: LabelledImages, cfg: DictConfig):
         """Evaluation batches (no augmentation) of ``data``."""
-        return make_batches(data, cfg.data.eval_batch_size, self.device, "none", 0, cfg.data.num_workers,
-                            cfg.train.channels_last)
+        return make_batches(
+            data,
+            cfg.data.eval_batch_size,
+            self.device,
+            "none",
+            0,
+            cfg.data.num_workers,
+            cfg.train.channels_last,
+        )
 
 
 def build(cfg: DictConfig) -> Setup:
@@ -177,19 +201,38 @@ def build(cfg: DictConfig) -> Setup:
     so that the same config gives the same initial weights."""
     device = distributed.init_from_environment(select_device(cfg.train.device))
     source = build_dataset(cfg.data.name, root=cfg.data.root, **cfg.data.options)
-    split = long_tail_split(source, cfg.data.ratio, cfg.data.profile, cfg.data.split_seed, cfg.data.max_count,
-                            grouping=cfg.data.grouping)
+    split = long_tail_split(
+        source,
+        cfg.data.ratio,
+        cfg.data.profile,
+        cfg.data.split_seed,
+        cfg.data.max_count,
+        grouping=cfg.data.grouping,
+    )
     test = source.load("test")
     num_classes = source.info.num_classes
 
     torch.manual_seed(cfg.seed)
     method_args = {k: v for k, v in to_dict(cfg.method).items() if k != "name"}
-    loss_args = {k: v for k, v in to_dict(cfg.loss).items() if k not in ("name", "reweight", "cb_beta", "drw_epoch")}
+    loss_args = {
+        k: v
+        for k, v in to_dict(cfg.loss).items()
+        if k not in ("name", "reweight", "cb_beta", "drw_epoch")
+    }
     base_loss = build_loss(cfg.loss.name, split.counts, **loss_args).to(device)
     classifier = base_loss.classifier if cfg.model.classifier == "auto" else cfg.model.classifier
-    network = build_network(cfg.model.name, num_classes, source.info.image_size[0], cfg.model.pretrained,
-                            cfg.model.weights, classifier, **cfg.model.options).to(device)
-    method = build_method(cfg.method.name, num_classes, network.num_features, split.counts, **method_args).to(device)
+    network = build_network(
+        cfg.model.name,
+        num_classes,
+        source.info.image_size[0],
+        cfg.model.pretrained,
+        cfg.model.weights,
+        classifier,
+        **cfg.model.options,
+    ).to(device)
+    method = build_method(
+        cfg.method.name, num_classes, network.num_features, split.counts, **method_args
+    ).to(device)
     if method.fixed_classifier() is not None:
         network.fix_classifier(method.fixed_classifier())
     if cfg.train.channels_last:  # faster convolutions with cuDNN, and with oneDNN on CPU
@@ -204,7 +247,9 @@ def check_writable(folder: Path) -> None:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write runs under {folder}: {existing} is not a writable folder; set out_dir=... to one")
+        raise UserError(
+            f"cannot write runs under {folder}: {existing} is not a writable folder; set out_dir=... to one"
+        )
 
 
 def run_directory(cfg: DictConfig) -> Path:
@@ -216,15 +261,23 @@ def check_same_config(saved_path: Path, cfg: DictConfig) -> None:
     """Refuse to resume a run whose saved config differs from the requested one."""
     from lt_bench.config import NON_IDENTITY_KEYS, load_config
 
-    saved = flatten(to_dict(load_config(saved_path)))  # merged with the schema: new keys get defaults
+    saved = flatten(
+        to_dict(load_config(saved_path))
+    )  # merged with the schema: new keys get defaults
     wanted = flatten(to_dict(cfg))
     for key in NON_IDENTITY_KEYS:
         saved.pop(key, None)
         wanted.pop(key, None)
-    diff = [f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}" for k in sorted(set(saved) | set(wanted)) if saved.get(k) != wanted.get(k)]
+    diff = [
+        f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}"
+        for k in sorted(set(saved) | set(wanted))
+        if saved.get(k) != wanted.get(k)
+    ]
     if diff:
-        raise UserError(f"cannot resume {saved_path.parent}: its config differs ({'; '.join(diff)}); "
-                        "rerun with the saved config or choose another run name")
+        raise UserError(
+            f"cannot resume {saved_path.parent}: its config differs ({'; '.join(diff)}); "
+            "rerun with the saved config or choose another run name"
+        )
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -232,58 +285,104 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return (
+        [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if path.exists()
+        else []
+    )
 
 
 # ----------------------------------------------------------------------------- the loop
 
 
-def train(cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, dict], None] | None = None) -> dict:
+def train(
+    cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, dict], None] | None = None
+) -> dict:
     """Train one run and write its directory; return the final metrics (``final.json``)."""
     started = time.time()
     check_config(cfg)
     run_dir = run_directory(cfg)
     check_writable(run_dir)
-    if (run_dir / "final.json").exists() and json.loads((run_dir / "final.json").read_text()).get("status") == "done":
+    if (run_dir / "final.json").exists() and json.loads((run_dir / "final.json").read_text()).get(
+        "status"
+    ) == "done":
         check_same_config(run_dir / "config.yaml", cfg)
         return json.loads((run_dir / "final.json").read_text())
     checkpoint_path = run_dir / "checkpoint.pt"
     if checkpoint_path.exists() and not resume:
-        raise UserError(f"{run_dir} already has a checkpoint; pass --resume to continue it, or set name=... for a new run")
+        raise UserError(
+            f"{run_dir} already has a checkpoint; pass --resume to continue it, or set name=... for a new run"
+        )
     if resume and (run_dir / "config.yaml").exists():
         check_same_config(run_dir / "config.yaml", cfg)
 
     setup = build(cfg)
-    device, split, network, method, base_loss = setup.device, setup.split, setup.network, setup.method, setup.base_loss
+    device, split, network, method, base_loss = (
+        setup.device,
+        setup.split,
+        setup.network,
+        setup.method,
+        setup.base_loss,
+    )
     train_counts, num_classes, amp = split.counts, setup.source.info.num_classes, setup.amp
     world, rank = distributed.world_size(), distributed.rank()
     main = rank == 0  # only rank 0 writes the run directory
     if cfg.data.batch_size % world:
-        raise UserError(f"data.batch_size {cfg.data.batch_size} does not split over {world} processes; use a multiple")
-    train_batches = make_batches(split.train, cfg.data.batch_size // world, device, cfg.data.augment, cfg.data.pad,
-                                 cfg.data.num_workers, cfg.train.channels_last)
-    reweight = Reweighting(cfg.loss.get("reweight", "none"), train_counts, cfg.loss.get("cb_beta", 0.9999),
-                           cfg.loss.get("drw_epoch", 160))
+        raise UserError(
+            f"data.batch_size {cfg.data.batch_size} does not split over {world} processes; use a multiple"
+        )
+    train_batches = make_batches(
+        split.train,
+        cfg.data.batch_size // world,
+        device,
+        cfg.data.augment,
+        cfg.data.pad,
+        cfg.data.num_workers,
+        cfg.train.channels_last,
+    )
+    reweight = Reweighting(
+        cfg.loss.get("reweight", "none"),
+        train_counts,
+        cfg.loss.get("cb_beta", 0.9999),
+        cfg.loss.get("drw_epoch", 160),
+    )
     forward = network
     if world > 1:
         if cfg.train.sync_bn:
             if device.type != "cuda":
-                raise UserError("train.sync_bn needs CUDA (SyncBatchNorm has no CPU kernel); set train.sync_bn=false")
+                raise UserError(
+                    "train.sync_bn needs CUDA (SyncBatchNorm has no CPU kernel); set train.sync_bn=false"
+                )
             network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(network)
-        forward = torch.nn.parallel.DistributedDataParallel(network, device_ids=[device] if device.type == "cuda" else None)
+        forward = torch.nn.parallel.DistributedDataParallel(
+            network, device_ids=[device] if device.type == "cuda" else None
+        )
     if cfg.train.compile:
         forward = torch.compile(forward)
 
     # Optimizer and schedule: owned here, identical for every method.
-    param_groups = [{"params": [p for p in network.parameters() if p.requires_grad], "name": "network"}]
+    param_groups = [
+        {"params": [p for p in network.parameters() if p.requires_grad], "name": "network"}
+    ]
     param_groups += method.param_groups()
-    optimizer = torch.optim.SGD(param_groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum,
-                                nesterov=cfg.optim.nesterov, weight_decay=cfg.optim.weight_decay)
-    steps_per_epoch = len(shard_order(torch.arange(len(split.train)), cfg.data.batch_size, 0, world)[1])
+    optimizer = torch.optim.SGD(
+        param_groups,
+        lr=cfg.optim.lr,
+        momentum=cfg.optim.momentum,
+        nesterov=cfg.optim.nesterov,
+        weight_decay=cfg.optim.weight_decay,
+    )
+    steps_per_epoch = len(
+        shard_order(torch.arange(len(split.train)), cfg.data.batch_size, 0, world)[1]
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.optim, steps_per_epoch))
-    generator = torch.Generator().manual_seed(cfg.seed)  # data order (and augmentation in one process)
+    generator = torch.Generator().manual_seed(
+        cfg.seed
+    )  # data order (and augmentation in one process)
     # Under DDP every rank draws the same order and augments its own shard with its own generator.
-    augment_generator = generator if world == 1 else torch.Generator().manual_seed(cfg.seed + 1000 * rank + 1)
+    augment_generator = (
+        generator if world == 1 else torch.Generator().manual_seed(cfg.seed + 1000 * rank + 1)
+    )
 
     # Resume, or start a fresh run directory.
     start_epoch, history = 0, []
@@ -298,7 +397,9 @@ def train(cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, di
         if world > 1:
             augment_generator.set_state(state["augment_generators"][rank])
         start_epoch = state["epoch"]
-        history = [row for row in _read_jsonl(run_dir / "metrics.jsonl") if row["epoch"] <= start_epoch]
+        history = [
+            row for row in _read_jsonl(run_dir / "metrics.jsonl") if row["epoch"] <= start_epoch
+        ]
     elif main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
@@ -306,7 +407,9 @@ def train(cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, di
     if main:
         atomic.write_json(run_dir / "final.json", {"status": "running", "run_id": run_id(cfg)})
 
-    check_every = 1 if device.type == "cpu" else 25  # finiteness checks sync the GPU: not every step there
+    check_every = (
+        1 if device.type == "cpu" else 25
+    )  # finiteness checks sync the GPU: not every step there
     progress = _progress(cfg, start_epoch, enabled=main)
     try:
         for epoch in range(start_epoch, cfg.optim.epochs):
@@ -327,7 +430,9 @@ def train(cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, di
                 total = sum(terms.values())
                 optimizer.zero_grad(set_to_none=True)
                 total.backward()
-                distributed.average_gradients(method.parameters())  # the network's are averaged by DDP
+                distributed.average_gradients(
+                    method.parameters()
+                )  # the network's are averaged by DDP
                 optimizer.step()
                 scheduler.step()
 
@@ -353,18 +458,31 @@ def train(cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, di
                 metrics, _, _ = summarize(logits_test, labels_test, train_counts, cfg.data.grouping)
                 row.update({f"test/{k}": v for k, v in metrics.items() if isinstance(v, float)})
             history.append(row)
-            augment_states = distributed.gather_objects(augment_generator.get_state()) if world > 1 else None
+            augment_states = (
+                distributed.gather_objects(augment_generator.get_state()) if world > 1 else None
+            )
             if main:
                 _write_jsonl(run_dir / "metrics.jsonl", history)
-                _save_checkpoint(checkpoint_path, epoch + 1, network, method, optimizer, scheduler, generator,
-                                 augment_states)
+                _save_checkpoint(
+                    checkpoint_path,
+                    epoch + 1,
+                    network,
+                    method,
+                    optimizer,
+                    scheduler,
+                    generator,
+                    augment_states,
+                )
             progress.update(1)
             progress.set_postfix(loss=f"{row['loss/total']:.3f}", acc=f"{row['train/acc']:.3f}")
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, row)
     except NonFiniteLoss as err:
         if main:
-            atomic.write_json(run_dir / "final.json", {"status": "failed", "error": str(err), "run_id": run_id(cfg)})
+            atomic.write_json(
+                run_dir / "final.json",
+                {"status": "failed", "error": str(err), "run_id": run_id(cfg)},
+            )
         raise
     finally:
         progress.close()
@@ -377,8 +495,14 @@ def train(cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, di
     if not main:
         distributed.barrier()
         return {"status": "done", "rank": rank}
-    metrics = evaluate_and_write(run_dir, arrays, setup.source.info.class_names, cfg.data.grouping,
-                                 train_features, train_labels)
+    metrics = evaluate_and_write(
+        run_dir,
+        arrays,
+        setup.source.info.class_names,
+        cfg.data.grouping,
+        train_features,
+        train_labels,
+    )
     final = {
         "status": "done",
         "run_id": run_id(cfg),
@@ -398,7 +522,9 @@ def train(cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, di
     return final
 
 
-def shard_order(order: torch.Tensor, batch_size: int, rank: int, world: int) -> tuple[torch.Tensor, list]:
+def shard_order(
+    order: torch.Tensor, batch_size: int, rank: int, world: int
+) -> tuple[torch.Tensor, list]:
     """This rank's part of every global batch of ``order``, and the global batches themselves.
 
     One process: the order unchanged. Under DDP, global batch b is split into ``world`` parts and
@@ -412,7 +538,9 @@ def shard_order(order: torch.Tensor, batch_size: int, rank: int, world: int) -> 
     return torch.cat([torch.tensor_split(b, world)[rank] for b in batches]), batches
 
 
-def predict_all(network, data: LabelledImages, setup: Setup, cfg: DictConfig) -> tuple[np.ndarray, ...]:
+def predict_all(
+    network, data: LabelledImages, setup: Setup, cfg: DictConfig
+) -> tuple[np.ndarray, ...]:
     """Features, logits and labels of all of ``data`` in order: each rank predicts every
     ``world``-th image and the shards are gathered (one process: a plain pass)."""
     world, rank = distributed.world_size(), distributed.rank()
@@ -427,7 +555,9 @@ def predict_all(network, data: LabelledImages, setup: Setup, cfg: DictConfig) ->
 
 def _method_state_in_sync(method: Regularizer) -> bool:
     """Whether every rank holds the same method state (centres, prototypes, EMA anchors)."""
-    checksum = [float(t.double().sum()) for t in method.state_dict().values() if t.is_floating_point()]
+    checksum = [
+        float(t.double().sum()) for t in method.state_dict().values() if t.is_floating_point()
+    ]
     every = distributed.gather_objects(checksum)
     return all(c == every[0] for c in every)
 
@@ -435,12 +565,20 @@ def _method_state_in_sync(method: Regularizer) -> bool:
 def _check_finite(sums: dict[str, torch.Tensor], epoch: int, step: int, window: int) -> None:
     for name, value in sums.items():
         if not torch.isfinite(value):
-            where = f"step {step + 1}" if window == 1 else f"steps {max(step + 2 - window, 1)}-{step + 1}"
-            raise NonFiniteLoss(f"loss term {name!r} became non-finite at epoch {epoch + 1}, {where}; "
-                                "lower optim.lr or the term's weight")
+            where = (
+                f"step {step + 1}"
+                if window == 1
+                else f"steps {max(step + 2 - window, 1)}-{step + 1}"
+            )
+            raise NonFiniteLoss(
+                f"loss term {name!r} became non-finite at epoch {epoch + 1}, {where}; "
+                "lower optim.lr or the term's weight"
+            )
 
 
-def _save_checkpoint(path, epoch, network, method, optimizer, scheduler, generator, augment_states=None) -> None:
+def _save_checkpoint(
+    path, epoch, network, method, optimizer, scheduler, generator, augment_states=None
+) -> None:
     state = {
         "epoch": epoch,
         "network": network.state_dict(),
@@ -459,14 +597,21 @@ def _save_checkpoint(path, epoch, network, method, optimizer, scheduler, generat
 def _progress(cfg: DictConfig, start_epoch: int, enabled: bool = True):
     from tqdm.auto import tqdm
 
-    return tqdm(total=cfg.optim.epochs, initial=start_epoch, unit="epoch", desc=f"{cfg.data.name}/{cfg.method.name}",
-                disable=not (enabled and cfg.train.progress and sys.stderr.isatty()))
+    return tqdm(
+        total=cfg.optim.epochs,
+        initial=start_epoch,
+        unit="epoch",
+        desc=f"{cfg.data.name}/{cfg.method.name}",
+        disable=not (enabled and cfg.train.progress and sys.stderr.isatty()),
+    )
 
 
 # ----------------------------------------------------------------------------- evaluation of a saved run
 
 
-def evaluate_run(run_dir: str | Path, train_features: bool = False, posthoc_tau: float = 0.0) -> dict:
+def evaluate_run(
+    run_dir: str | Path, train_features: bool = False, posthoc_tau: float = 0.0
+) -> dict:
     """Recompute a finished run's evaluation from ``features.npz``, or from ``checkpoint.pt`` when
     the features are missing or train features are asked for (kNN / NCM memory). A post-hoc logit
     adjustment (tau > 0) is reported under ``final.json["posthoc"]``, the run's own metrics kept."""
@@ -474,7 +619,9 @@ def evaluate_run(run_dir: str | Path, train_features: bool = False, posthoc_tau:
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
-        raise UserError(f"{run_dir} is not a run directory (no config.yaml); pass a folder written by lt-bench train")
+        raise UserError(
+            f"{run_dir} is not a run directory (no config.yaml); pass a folder written by lt-bench train"
+        )
     cfg = load_config(run_dir / "config.yaml")
     final_path = run_dir / "final.json"
     final = json.loads(final_path.read_text()) if final_path.exists() else {}
@@ -483,25 +630,41 @@ def evaluate_run(run_dir: str | Path, train_features: bool = False, posthoc_tau:
     class_names: list[str] = []
     if train_features or not features_path.exists():
         if not (run_dir / "checkpoint.pt").exists():
-            raise UserError(f"{run_dir} has neither features.npz nor checkpoint.pt; retrain the run")
+            raise UserError(
+                f"{run_dir} has neither features.npz nor checkpoint.pt; retrain the run"
+            )
         setup = build(cfg)
         state = torch.load(run_dir / "checkpoint.pt", map_location=setup.device, weights_only=True)
         setup.network.load_state_dict(state["network"])
         setup.method.load_state_dict(state["method"])
         arrays = test_arrays(setup.network, setup.method, setup, cfg)
         if train_features:
-            train_f, _, train_l = predict(setup.network, setup.batches(setup.split.train, cfg), setup.device, setup.amp)
+            train_f, _, train_l = predict(
+                setup.network, setup.batches(setup.split.train, cfg), setup.device, setup.amp
+            )
         class_names = setup.source.info.class_names
     else:
         with np.load(features_path) as saved:
             arrays = {k: saved[k] for k in saved.files}
     if not class_names and (run_dir / "per_class.csv").exists():
         class_names = pd.read_csv(run_dir / "per_class.csv")["name"].astype(str).tolist()
-    metrics = evaluate_and_write(run_dir, arrays, class_names, cfg.data.grouping, train_f, train_l,
-                                 write_features=not features_path.exists())
+    metrics = evaluate_and_write(
+        run_dir,
+        arrays,
+        class_names,
+        cfg.data.grouping,
+        train_f,
+        train_l,
+        write_features=not features_path.exists(),
+    )
     if posthoc_tau:
-        adjusted, _, _ = summarize(np.asarray(arrays["logits"], dtype=np.float64), arrays["labels"],
-                                   arrays["train_counts"], cfg.data.grouping, posthoc_tau)
+        adjusted, _, _ = summarize(
+            np.asarray(arrays["logits"], dtype=np.float64),
+            arrays["labels"],
+            arrays["train_counts"],
+            cfg.data.grouping,
+            posthoc_tau,
+        )
         final["posthoc"] = {"tau": posthoc_tau, **adjusted}
     final.update(metrics)
     final["evaluated_with"] = {"train_features": train_features}

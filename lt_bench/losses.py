@@ -27,7 +27,9 @@ class BaseLoss(nn.Module):
         counts = torch.as_tensor(np.asarray(class_counts), dtype=torch.float32)
         self.register_buffer("log_prior", torch.log(counts / counts.sum()))
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -104,9 +106,13 @@ class Reweighting:
 
     KINDS = ("none", "cb", "drw")
 
-    def __init__(self, kind: str, class_counts: Sequence[int], beta: float = 0.9999, drw_epoch: int = 160):
+    def __init__(
+        self, kind: str, class_counts: Sequence[int], beta: float = 0.9999, drw_epoch: int = 160
+    ):
         if kind not in self.KINDS:
-            raise UserError(f"unknown re-weighting {kind!r}; choose one of: {', '.join(self.KINDS)}")
+            raise UserError(
+                f"unknown re-weighting {kind!r}; choose one of: {', '.join(self.KINDS)}"
+            )
         self.kind, self.drw_epoch = kind, drw_epoch
         self.weights = class_balanced_weights(class_counts, beta)
 

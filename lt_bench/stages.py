@@ -78,7 +78,9 @@ class CosineNCM(nn.Module):
 
 def tau_normalize(classifier: nn.Linear, tau: float) -> nn.Linear:
     """A copy of ``classifier`` with row c divided by ||w_c||^tau (bias kept): tau 0 is the original."""
-    out = nn.Linear(classifier.in_features, classifier.out_features, bias=classifier.bias is not None)
+    out = nn.Linear(
+        classifier.in_features, classifier.out_features, bias=classifier.bias is not None
+    )
     with torch.no_grad():
         norms = classifier.weight.norm(dim=1, keepdim=True)
         out.weight.copy_(classifier.weight / norms.pow(tau))
@@ -99,35 +101,62 @@ def validation_split(setup, cfg: DictConfig, per_class: int, seed: int = 0):
 
     pool = source.load("train")
     left_over = np.ones(len(pool), dtype=bool)
-    left_over[make_long_tail(pool.labels, cfg.data.ratio, cfg.data.profile, cfg.data.split_seed,
-                             cfg.data.max_count, num_classes=source.info.num_classes)] = False
+    left_over[
+        make_long_tail(
+            pool.labels,
+            cfg.data.ratio,
+            cfg.data.profile,
+            cfg.data.split_seed,
+            cfg.data.max_count,
+            num_classes=source.info.num_classes,
+        )
+    ] = False
     rng = np.random.default_rng(seed)
     chosen = []
     for c in range(source.info.num_classes):
         chosen.append(rng.permutation(np.flatnonzero(left_over & (pool.labels == c)))[:per_class])
     chosen = np.sort(np.concatenate(chosen))
     if len(chosen) == 0:
-        raise UserError("the long-tailed split left no train image over for validation; use another stage")
-    return pool.subset(chosen), f"{len(chosen)} train-pool images left over by the split (never the test set)"
+        raise UserError(
+            "the long-tailed split left no train image over for validation; use another stage"
+        )
+    return pool.subset(
+        chosen
+    ), f"{len(chosen)} train-pool images left over by the split (never the test set)"
 
 
-def _train_head(head: nn.Module, setup, cfg: DictConfig, epochs: int, lr: float, run_dir: Path) -> list[dict]:
+def _train_head(
+    head: nn.Module, setup, cfg: DictConfig, epochs: int, lr: float, run_dir: Path
+) -> list[dict]:
     """Train ``head`` on frozen-backbone features of class-balanced, augmented batches."""
     from lt_bench.engine import _write_jsonl
 
     params = [p for p in head.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay)
+    optimizer = torch.optim.SGD(
+        params, lr=lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay
+    )
     steps = math.ceil(len(setup.split.train) / cfg.data.batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs * steps, 1))
-    batches = make_batches(setup.split.train, cfg.data.batch_size, setup.device, cfg.data.augment, cfg.data.pad,
-                           cfg.data.num_workers, cfg.train.channels_last)
+    batches = make_batches(
+        setup.split.train,
+        cfg.data.batch_size,
+        setup.device,
+        cfg.data.augment,
+        cfg.data.pad,
+        cfg.data.num_workers,
+        cfg.train.channels_last,
+    )
     generator = torch.Generator().manual_seed(cfg.seed)
     backbone = setup.network.backbone
     history = []
     for epoch in range(epochs):
         start = time.time()
-        order = epoch_indices(setup.split.train.labels, "class_balanced", generator, setup.source.info.num_classes)
-        drawn = np.bincount(setup.split.train.labels[order.numpy()], minlength=setup.source.info.num_classes)
+        order = epoch_indices(
+            setup.split.train.labels, "class_balanced", generator, setup.source.info.num_classes
+        )
+        drawn = np.bincount(
+            setup.split.train.labels[order.numpy()], minlength=setup.source.info.num_classes
+        )
         total, correct, seen = 0.0, 0, 0
         for x, y in batches(order, generator):
             with torch.no_grad():
@@ -141,14 +170,25 @@ def _train_head(head: nn.Module, setup, cfg: DictConfig, epochs: int, lr: float,
             total += float(loss.detach()) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
-        history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "loss/base": total / seen,
-                        "loss/total": total / seen, "train/acc": correct / seen, "time_s": time.time() - start,
-                        "images_per_s": seen / (time.time() - start), "sampled_class_counts": drawn.tolist()})
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "lr": optimizer.param_groups[0]["lr"],
+                "loss/base": total / seen,
+                "loss/total": total / seen,
+                "train/acc": correct / seen,
+                "time_s": time.time() - start,
+                "images_per_s": seen / (time.time() - start),
+                "sampled_class_counts": drawn.tolist(),
+            }
+        )
         _write_jsonl(run_dir / "metrics.jsonl", history)
     return history
 
 
-def retrain(parent_dir: str | Path, stage: str, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+def retrain(
+    parent_dir: str | Path, stage: str, overrides: list[str] | tuple[str, ...] = ()
+) -> dict:
     """Run ``stage`` on the finished run in ``parent_dir``; return the child's final.json."""
     from lt_bench.engine import build, environment, predict, test_arrays
     from lt_bench.eval.evaluate import evaluate_and_write
@@ -158,17 +198,33 @@ def retrain(parent_dir: str | Path, stage: str, overrides: list[str] | tuple[str
     parent_dir = Path(parent_dir)
     parent_final = parent_dir / "final.json"
     if not parent_final.exists() or json.loads(parent_final.read_text()).get("status") != "done":
-        raise UserError(f"{parent_dir} is not a finished run (final.json status done); train it first")
+        raise UserError(
+            f"{parent_dir} is not a finished run (final.json status done); train it first"
+        )
     if not (parent_dir / "checkpoint.pt").exists():
-        raise UserError(f"{parent_dir} has no checkpoint.pt to start the stage from; retrain the parent")
+        raise UserError(
+            f"{parent_dir} has no checkpoint.pt to start the stage from; retrain the parent"
+        )
     stage_args = [f"stage.{k}={json.dumps(v)}" for k, v in DEFAULTS[stage].items()]
-    cfg = load_config(parent_dir / "config.yaml", [f"stage.name={stage}", *stage_args, f"out_dir={parent_dir.parent}",
-                                                   f"name={child_dir(parent_dir, stage).name}", *overrides])
+    cfg = load_config(
+        parent_dir / "config.yaml",
+        [
+            f"stage.name={stage}",
+            *stage_args,
+            f"out_dir={parent_dir.parent}",
+            f"name={child_dir(parent_dir, stage).name}",
+            *overrides,
+        ],
+    )
     unknown = set(cfg.stage) - {"name", *DEFAULTS[stage]}
     if unknown:
-        raise UserError(f"stage {stage} has no option {sorted(unknown)[0]!r}; it takes: {', '.join(DEFAULTS[stage]) or 'none'}")
+        raise UserError(
+            f"stage {stage} has no option {sorted(unknown)[0]!r}; it takes: {', '.join(DEFAULTS[stage]) or 'none'}"
+        )
     run_dir = parent_dir.parent / cfg.name
-    if (run_dir / "final.json").exists() and json.loads((run_dir / "final.json").read_text()).get("status") == "done":
+    if (run_dir / "final.json").exists() and json.loads((run_dir / "final.json").read_text()).get(
+        "status"
+    ) == "done":
         return json.loads((run_dir / "final.json").read_text())
     started = time.time()
 
@@ -184,7 +240,10 @@ def retrain(parent_dir: str | Path, stage: str, overrides: list[str] | tuple[str
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     shutil.copyfile(parent_dir / "split.json", run_dir / "split.json")
-    atomic.write_json(run_dir / "final.json", {"status": "running", "stage": STAGES[stage], "parent": parent_dir.name})
+    atomic.write_json(
+        run_dir / "final.json",
+        {"status": "running", "stage": STAGES[stage], "parent": parent_dir.name},
+    )
     num_classes = setup.source.info.num_classes
     extra: dict = {}
     torch.manual_seed(cfg.seed)
@@ -206,25 +265,51 @@ def retrain(parent_dir: str | Path, stage: str, overrides: list[str] | tuple[str
             head = tau_normalize(base, float(tau)).cpu()
             with torch.no_grad():
                 preds = head(torch.as_tensor(features)).argmax(1).numpy()
-            curve.append({"tau": float(tau), "val_balanced": float(np.nanmean(per_class_accuracy(preds, labels, num_classes)))})
-        best = max(curve, key=lambda point: point["val_balanced"])  # first of ties: the smallest tau
+            curve.append(
+                {
+                    "tau": float(tau),
+                    "val_balanced": float(
+                        np.nanmean(per_class_accuracy(preds, labels, num_classes))
+                    ),
+                }
+            )
+        best = max(
+            curve, key=lambda point: point["val_balanced"]
+        )  # first of ties: the smallest tau
         network.classifier = tau_normalize(base, best["tau"])
         extra.update(tau=best["tau"], tau_curve=curve, tau_selected_on=described)
         _write_curve(run_dir, curve)
     else:  # ncm
-        features, _, labels = predict(network, setup.batches(setup.split.train, cfg), setup.device, setup.amp)
+        features, _, labels = predict(
+            network, setup.batches(setup.split.train, cfg), setup.device, setup.amp
+        )
         features = F.normalize(torch.as_tensor(features), dim=1)
-        sums = torch.zeros(num_classes, features.shape[1]).index_add_(0, torch.as_tensor(labels), features)
+        sums = torch.zeros(num_classes, features.shape[1]).index_add_(
+            0, torch.as_tensor(labels), features
+        )
         network.classifier = CosineNCM(sums).to(setup.device)
         _write_curve(run_dir, [])
 
-    checkpoint = {"epoch": 0, "network": network.state_dict(), "method": setup.method.state_dict(), "stage": stage}
+    checkpoint = {
+        "epoch": 0,
+        "network": network.state_dict(),
+        "method": setup.method.state_dict(),
+        "stage": stage,
+    }
     with atomic.atomic_path(run_dir / "checkpoint.pt") as tmp:
         torch.save(checkpoint, tmp)
     arrays = test_arrays(network, setup.method, setup, cfg)
-    train_features, _, train_labels = predict(network, setup.batches(setup.split.train, cfg), setup.device, setup.amp)
-    metrics = evaluate_and_write(run_dir, arrays, setup.source.info.class_names, cfg.data.grouping,
-                                 train_features, train_labels)
+    train_features, _, train_labels = predict(
+        network, setup.batches(setup.split.train, cfg), setup.device, setup.amp
+    )
+    metrics = evaluate_and_write(
+        run_dir,
+        arrays,
+        setup.source.info.class_names,
+        cfg.data.grouping,
+        train_features,
+        train_labels,
+    )
     final = {
         "status": "done",
         "run_id": run_id(cfg),
@@ -244,4 +329,7 @@ def retrain(parent_dir: str | Path, stage: str, overrides: list[str] | tuple[str
 
 def _write_curve(run_dir: Path, curve: list[dict]) -> None:
     """Stages without epochs still write metrics.jsonl (one line per tau tried, or none)."""
-    atomic.write_text(run_dir / "metrics.jsonl", "".join(json.dumps({"epoch": 0, **point}) + "\n" for point in curve))
+    atomic.write_text(
+        run_dir / "metrics.jsonl",
+        "".join(json.dumps({"epoch": 0, **point}) + "\n" for point in curve),
+    )

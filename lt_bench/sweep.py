@@ -64,26 +64,38 @@ class Point:
 def load_study(path: str | Path) -> Study:
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"study file {path} does not exist; pass a YAML file such as experiments/studies/mnist_lt_demo.yaml")
+        raise UserError(
+            f"study file {path} does not exist; pass a YAML file such as experiments/studies/mnist_lt_demo.yaml"
+        )
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise UserError(f"study file {path} is not valid YAML; fix its syntax") from err
     unknown = set(raw) - {"name", "base", "fixed", "grid", "slurm", "stages"}
     if unknown:
-        raise UserError(f"study file {path} has unknown keys {sorted(unknown)}; allowed: name, base, fixed, grid, slurm, stages")
+        raise UserError(
+            f"study file {path} has unknown keys {sorted(unknown)}; allowed: name, base, fixed, grid, slurm, stages"
+        )
     from lt_bench.stages import STAGES
 
     bad = [stage for stage in raw.get("stages") or [] if stage not in STAGES]
     if bad:
-        raise UserError(f"study file {path} lists unknown stage {bad[0]!r}; choose from: {', '.join(STAGES)}")
+        raise UserError(
+            f"study file {path} lists unknown stage {bad[0]!r}; choose from: {', '.join(STAGES)}"
+        )
     grid = raw.get("grid") or {}
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise UserError(f"study grid key {key!r} needs a non-empty list of values")
     base = (path.parent / raw["base"]).resolve() if raw.get("base") else None
-    return Study(raw.get("name", path.stem), base, raw.get("fixed") or {}, grid, raw.get("slurm") or {},
-                 list(raw.get("stages") or []))
+    return Study(
+        raw.get("name", path.stem),
+        base,
+        raw.get("fixed") or {},
+        grid,
+        raw.get("slurm") or {},
+        list(raw.get("stages") or []),
+    )
 
 
 def _as_overrides(values: dict) -> list[str]:
@@ -97,11 +109,16 @@ def expand(study: Study, runs_dir: str | Path) -> list[Point]:
     points = []
     for values in itertools.product(*(study.grid[k] for k in keys)):
         overrides = dict(zip(keys, values))
-        cfg = load_config(study.base, [*_as_overrides(study.fixed), *_as_overrides(overrides), f"out_dir={runs_dir}"])
+        cfg = load_config(
+            study.base,
+            [*_as_overrides(study.fixed), *_as_overrides(overrides), f"out_dir={runs_dir}"],
+        )
         points.append(Point(overrides, cfg, tuple(study.stages)))
     ids = Counter(run_id(p.cfg) for p in points)
     if any(n > 1 for n in ids.values()):
-        raise UserError(f"study {study.name} has grid points with identical configs; remove repeated grid values")
+        raise UserError(
+            f"study {study.name} has grid points with identical configs; remove repeated grid values"
+        )
     return points
 
 
@@ -110,7 +127,9 @@ def point_status(point: Point) -> str:
     from lt_bench.stages import child_dir
 
     status = run_status(point.run_dir)
-    if status == "done" and any(run_status(child_dir(point.run_dir, s)) != "done" for s in point.stages):
+    if status == "done" and any(
+        run_status(child_dir(point.run_dir, s)) != "done" for s in point.stages
+    ):
         return "incomplete"
     return status
 
@@ -147,7 +166,9 @@ def run_point(resolved: dict, threads: int | None = None, stages: tuple = ()) ->
         message = f"{type(err).__name__}: {err}"
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic.write_text(run_dir / "error.log", traceback.format_exc())
-        atomic.write_json(run_dir / "final.json", {"status": "failed", "error": message, "run_id": run_id(cfg)})
+        atomic.write_json(
+            run_dir / "final.json", {"status": "failed", "error": message, "run_id": run_id(cfg)}
+        )
         return {"run_dir": str(run_dir), "status": "failed", "error": message}
     finally:
         torch.set_num_threads(previous_threads)  # an in-process sweep leaves the caller as it was
@@ -164,7 +185,9 @@ def failures(points: list[Point]) -> list[tuple[Path, str]]:
     for p in points:
         for run_dir in (p.run_dir, *(child_dir(p.run_dir, s) for s in p.stages)):
             if run_status(run_dir) == "failed":
-                out.append((run_dir, json.loads((run_dir / "final.json").read_text()).get("error", "")))
+                out.append(
+                    (run_dir, json.loads((run_dir / "final.json").read_text()).get("error", ""))
+                )
     return out
 
 
@@ -188,11 +211,19 @@ def launch(
     stages = pending[0].stages
     if executor == "local":
         return _launch_local(todo, jobs, progress, threads, on_result, stages)
-    return _launch_submitit(todo, executor, jobs, slurm or {}, folder or Path(points[0].cfg.out_dir) / ".submitit",
-                            stages)
+    return _launch_submitit(
+        todo,
+        executor,
+        jobs,
+        slurm or {},
+        folder or Path(points[0].cfg.out_dir) / ".submitit",
+        stages,
+    )
 
 
-def _launch_local(todo: list[dict], jobs: int, progress: bool, threads: int | None, on_result, stages) -> list[dict]:
+def _launch_local(
+    todo: list[dict], jobs: int, progress: bool, threads: int | None, on_result, stages
+) -> list[dict]:
     import sys
 
     from tqdm.auto import tqdm
@@ -225,12 +256,17 @@ def _launch_local(todo: list[dict], jobs: int, progress: bool, threads: int | No
     return results
 
 
-def _launch_submitit(todo: list[dict], executor: str, jobs: int, slurm: dict, folder: Path, stages=()) -> list[dict]:
+def _launch_submitit(
+    todo: list[dict], executor: str, jobs: int, slurm: dict, folder: Path, stages=()
+) -> list[dict]:
     import submitit
 
     cluster = "local" if executor == "submitit_local" else "slurm"
     pool = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
-    parameters = {"timeout_min": int(slurm.get("time_min", 60)), "slurm_array_parallelism": max(jobs, 1)}
+    parameters = {
+        "timeout_min": int(slurm.get("time_min", 60)),
+        "slurm_array_parallelism": max(jobs, 1),
+    }
     if cluster == "slurm":
         parameters.update(
             slurm_partition=slurm.get("partition"),

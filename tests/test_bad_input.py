@@ -46,14 +46,23 @@ def train_args(tmp_path, *extra):
 
 
 CASES = {
-    "unknown config key": (["optim.lrr=0.1"], "unknown config key 'optim.lrr'; did you mean optim.lr?"),
+    "unknown config key": (
+        ["optim.lrr=0.1"],
+        "unknown config key 'optim.lrr'; did you mean optim.lr?",
+    ),
     "wrong value type": (["optim.epochs=ten"], "bad value for config key 'optim.epochs'"),
     "ratio below 1": (["data.ratio=0.5"], "ratio must be >= 1"),
     "unknown profile": (["data.profile=linear"], "unknown long-tail profile 'linear'"),
     "split that empties a class": (["data.ratio=1000"], "leaves class"),
-    "unknown timm model": (["model.name=resnet32_cifr"], "timm has no model 'resnet32_cifr'; did you mean resnet32_cifar"),
+    "unknown timm model": (
+        ["model.name=resnet32_cifr"],
+        "timm has no model 'resnet32_cifr'; did you mean resnet32_cifar",
+    ),
     "unknown method": (["method.name=sarr"], "unknown method 'sarr'; did you mean sar"),
-    "unknown method option": (["method.name=sar", "method.trade_of=1"], "method sar has no option 'trade_of'"),
+    "unknown method option": (
+        ["method.name=sar", "method.trade_of=1"],
+        "method sar has no option 'trade_of'",
+    ),
     "unknown data set": (["data.name=cifar1O"], "unknown data set 'cifar1O'"),
     "max count above the data": (["data.max_count=50"], "lower --max-count"),
     "unknown sampler": (["data.sampler=balanced"], "unknown sampler 'balanced'"),
@@ -76,7 +85,12 @@ def test_malformed_yaml(tmp_path, capsys):
 
 
 def test_missing_data_root(tmp_path, capsys):
-    code, err = run(capsys, *train_args(tmp_path, "data.name=cifar10", f"data.root={tmp_path / 'nowhere'}", "data.options={}"))
+    code, err = run(
+        capsys,
+        *train_args(
+            tmp_path, "data.name=cifar10", f"data.root={tmp_path / 'nowhere'}", "data.options={}"
+        ),
+    )
     assert_one_line(code, err, "cifar10 not found: expected")
     assert not (tmp_path / "runs").exists()
 
@@ -84,31 +98,54 @@ def test_missing_data_root(tmp_path, capsys):
 def test_corrupted_cifar_batch(tmp_path, capsys):
     root = write_fake_cifar(tmp_path / "data")
     (root / "cifar-10-batches-py" / "data_batch_2").write_bytes(b"\x80garbage")
-    code, err = run(capsys, *train_args(tmp_path, "data.name=cifar10", f"data.root={root}", "data.options={}"))
+    code, err = run(
+        capsys, *train_args(tmp_path, "data.name=cifar10", f"data.root={root}", "data.options={}")
+    )
     assert_one_line(code, err, "are corrupted")
 
 
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda s: [*s, ("train/class000/missing.jpg", 0)], "images in ImageNet_LT_train.txt are missing"),
+        (
+            lambda s: [*s, ("train/class000/missing.jpg", 0)],
+            "images in ImageNet_LT_train.txt are missing",
+        ),
         (lambda s: [*s[:-1], (s[-1][0], 7)], "label 7 is out of range 0..1"),
         (lambda s: [*s, s[0]], "duplicate entry"),
     ],
 )
 def test_bad_list_files(tmp_path, capsys, edit, message):
     root = image_list_root(tmp_path)
-    samples = [tuple(line.rsplit(" ", 1)) for line in (root / "ImageNet_LT_train.txt").read_text().splitlines()]
+    samples = [
+        tuple(line.rsplit(" ", 1))
+        for line in (root / "ImageNet_LT_train.txt").read_text().splitlines()
+    ]
     write_list_file(root / "ImageNet_LT_train.txt", edit([(p, int(label)) for p, label in samples]))
-    code, err = run(capsys, *train_args(tmp_path, "data.name=imagenet_lt", f"data.root={root}",
-                                        "data.options={num_classes: 2, image_size: 16}", "data.num_workers=0"))
+    code, err = run(
+        capsys,
+        *train_args(
+            tmp_path,
+            "data.name=imagenet_lt",
+            f"data.root={root}",
+            "data.options={num_classes: 2, image_size: 16}",
+            "data.num_workers=0",
+        ),
+    )
     assert_one_line(code, err, message)
 
 
 def test_num_classes_disagreeing_with_the_data(tmp_path, capsys):
     root = image_list_root(tmp_path)
-    code, err = run(capsys, *train_args(tmp_path, "data.name=imagenet_lt", f"data.root={root}",
-                                        "data.options={num_classes: 5, image_size: 16}"))
+    code, err = run(
+        capsys,
+        *train_args(
+            tmp_path,
+            "data.name=imagenet_lt",
+            f"data.root={root}",
+            "data.options={num_classes: 5, image_size: 16}",
+        ),
+    )
     assert_one_line(code, err, "no image for 3 of 5 classes")
 
 
@@ -120,7 +157,9 @@ def test_resuming_with_another_config(tmp_path, capsys):
 
 
 def test_non_finite_loss(tmp_path, capsys):
-    code, err = run(capsys, *train_args(tmp_path, "optim.lr=1e38", "optim.warmup_epochs=0", "name=nan"))
+    code, err = run(
+        capsys, *train_args(tmp_path, "optim.lr=1e38", "optim.warmup_epochs=0", "name=nan")
+    )
     assert_one_line(code, err, "became non-finite at epoch 1")
     final = json.loads((tmp_path / "runs" / "nan" / "final.json").read_text())
     assert final["status"] == "failed"  # a complete record of the failure, not a half-written run
@@ -135,7 +174,10 @@ def test_unwritable_output_directory(tmp_path, capsys):
 
 def test_empty_runs_directory_for_the_report(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert_one_line(*run(capsys, "report", str(tmp_path / "empty"), "--out", str(tmp_path / "out")), "no runs under")
+    assert_one_line(
+        *run(capsys, "report", str(tmp_path / "empty"), "--out", str(tmp_path / "out")),
+        "no runs under",
+    )
     assert not (tmp_path / "out").exists()
 
 

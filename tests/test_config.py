@@ -6,20 +6,36 @@ from lt_bench.errors import UserError
 
 def test_defaults_are_the_ldam_drw_cifar_recipe():
     cfg = load_config()
-    assert (cfg.optim.epochs, cfg.data.batch_size, cfg.optim.lr, cfg.optim.warmup_epochs) == (200, 128, 0.1, 5)
-    assert list(cfg.optim.milestones) == [160, 180] and cfg.optim.gamma == 0.01 and cfg.optim.weight_decay == 2e-4
+    assert (cfg.optim.epochs, cfg.data.batch_size, cfg.optim.lr, cfg.optim.warmup_epochs) == (
+        200,
+        128,
+        0.1,
+        5,
+    )
+    assert (
+        list(cfg.optim.milestones) == [160, 180]
+        and cfg.optim.gamma == 0.01
+        and cfg.optim.weight_decay == 2e-4
+    )
 
 
 def test_yaml_then_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("data:\n  ratio: 50\nmethod:\n  name: sar\n  trade_off: 0.2\n")
     cfg = load_config(path, ["data.ratio=10", "method.filter_conf=0.95", "seed=3"])
-    assert cfg.data.ratio == 10 and cfg.method.trade_off == 0.2 and cfg.method.filter_conf == 0.95 and cfg.seed == 3
+    assert (
+        cfg.data.ratio == 10
+        and cfg.method.trade_off == 0.2
+        and cfg.method.filter_conf == 0.95
+        and cfg.seed == 3
+    )
 
 
 def test_run_id_is_stable_and_ignores_where_the_run_goes():
     a = load_config(None, ["method.name=sar"])
-    assert run_id(a) == run_id(load_config(None, ["method.name=sar", "out_dir=elsewhere", "train.progress=false"]))
+    assert run_id(a) == run_id(
+        load_config(None, ["method.name=sar", "out_dir=elsewhere", "train.progress=false"])
+    )
     assert run_id(a) != run_id(load_config(None, ["method.name=sar", "seed=1"]))
     assert len(run_id(a)) == 10
 

@@ -34,8 +34,13 @@ CONFIG = [
 
 
 def _worker(rank: int, world: int, port: int, overrides: list[str]) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE=str(world),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+    )
     torch.set_num_threads(1)
     try:
         train(load_config(None, overrides))
@@ -63,11 +68,21 @@ def test_two_gloo_processes_match_one(tmp_path, method):
         one = train(load_config(None, [*overrides, f"out_dir={tmp_path / 'one'}"]))
     finally:
         torch.set_num_threads(threads)
-    mp.spawn(_worker, args=(2, _free_port(), [*overrides, f"out_dir={tmp_path / 'two'}"]), nprocs=2, join=True)
+    mp.spawn(
+        _worker,
+        args=(2, _free_port(), [*overrides, f"out_dir={tmp_path / 'two'}"]),
+        nprocs=2,
+        join=True,
+    )
     two = json.loads((tmp_path / "two" / "run" / "final.json").read_text())
     assert two["status"] == "done" and two["processes"] == 2 and two["method_state_in_sync"] is True
-    assert two["test_images"] == one["test_images"] == 60 and two["train_images"] == one["train_images"]
-    for (e1, l1, a1), (e2, l2, a2) in zip(_losses(tmp_path / "one" / "run"), _losses(tmp_path / "two" / "run")):
+    assert (
+        two["test_images"] == one["test_images"] == 60
+        and two["train_images"] == one["train_images"]
+    )
+    for (e1, l1, a1), (e2, l2, a2) in zip(
+        _losses(tmp_path / "one" / "run"), _losses(tmp_path / "two" / "run")
+    ):
         assert e1 == e2 and l2 == pytest.approx(l1, rel=1e-4) and a2 == pytest.approx(a1, abs=1e-9)
     for key in ("top1", "many", "medium", "few"):
         assert two[key] == pytest.approx(one[key], abs=1 / 60 + 1e-9), key

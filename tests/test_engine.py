@@ -47,25 +47,58 @@ def test_two_epoch_run_writes_the_whole_run_directory(tmp_path):
     run_dir = run_directory(cfg)
     assert run_dir.name == f"synthetic_sar_{run_id(cfg)}"
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "checkpoint.pt", "config.yaml", "features.npz", "final.json", "metrics.jsonl", "per_class.csv",
-        "separability.json", "split.json",
+        "checkpoint.pt",
+        "config.yaml",
+        "features.npz",
+        "final.json",
+        "metrics.jsonl",
+        "per_class.csv",
+        "separability.json",
+        "split.json",
     ]
     assert load_config(run_dir / "config.yaml").method.name == "sar"
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
-    assert {"lr", "loss/base", "sar/anchor_ce", "sar/pull", "loss/total", "train/acc", "images_per_s", "sar/gate_rate"} <= set(rows[0])
-    assert rows[0]["loss/total"] == pytest.approx(rows[0]["loss/base"] + rows[0]["sar/anchor_ce"] + rows[0]["sar/pull"])
+    assert {
+        "lr",
+        "loss/base",
+        "sar/anchor_ce",
+        "sar/pull",
+        "loss/total",
+        "train/acc",
+        "images_per_s",
+        "sar/gate_rate",
+    } <= set(rows[0])
+    assert rows[0]["loss/total"] == pytest.approx(
+        rows[0]["loss/base"] + rows[0]["sar/anchor_ce"] + rows[0]["sar/pull"]
+    )
     saved = json.loads((run_dir / "final.json").read_text())
     assert saved == json.loads(json.dumps(final))
-    assert saved["status"] == "done" and saved["test_images"] == 40 and saved["train_images"] == 40 + 18 + 8 + 4
+    assert (
+        saved["status"] == "done"
+        and saved["test_images"] == 40
+        and saved["train_images"] == 40 + 18 + 8 + 4
+    )
     assert {"top1", "many", "medium", "few", "group_sizes", "wall_time_s", "versions"} <= set(saved)
     assert saved["versions"]["torch"] == torch.__version__
     table = pd.read_csv(run_dir / "per_class.csv")
     assert list(table.columns[:6]) == ["class", "name", "n_train", "n_test", "group", "accuracy"]
-    assert {"intra_inter_ratio", "cdnv", "knn_accuracy", "ncm_accuracy", "centroid_distance"} <= set(table.columns)
+    assert {
+        "intra_inter_ratio",
+        "cdnv",
+        "knn_accuracy",
+        "ncm_accuracy",
+        "centroid_distance",
+    } <= set(table.columns)
     sep = json.loads((run_dir / "separability.json").read_text())
-    assert {"nc1", "nc2_etf_distance", "nc3_self_duality", "silhouette", "knn_accuracy"} <= set(sep["summary"])
-    assert sep["settings"]["knn_memory"] == "train" and set(sep["groups"]) == {"many", "medium", "few"}
+    assert {"nc1", "nc2_etf_distance", "nc3_self_duality", "silhouette", "knn_accuracy"} <= set(
+        sep["summary"]
+    )
+    assert sep["settings"]["knn_memory"] == "train" and set(sep["groups"]) == {
+        "many",
+        "medium",
+        "few",
+    }
     assert table.n_train.tolist() == [40, 18, 8, 4] and table.n_test.tolist() == [10] * 4
     assert saved["top1"] == pytest.approx((table.accuracy * table.n_test).sum() / 40)
     arrays = np.load(run_dir / "features.npz")
@@ -90,13 +123,18 @@ def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path):
         assert resumed[key] == whole[key]
 
     def losses(root):
-        rows = [json.loads(line) for line in next(root.iterdir()).joinpath("metrics.jsonl").read_text().splitlines()]
+        rows = [
+            json.loads(line)
+            for line in next(root.iterdir()).joinpath("metrics.jsonl").read_text().splitlines()
+        ]
         return [(r["epoch"], r["loss/total"], r["train/acc"]) for r in rows]
 
     assert losses(tmp_path / "b") == losses(tmp_path / "a")
     a = np.load(next((tmp_path / "a").iterdir()) / "features.npz")
     b = np.load(next((tmp_path / "b").iterdir()) / "features.npz")
-    assert np.array_equal(a["logits"], b["logits"]) and np.array_equal(a["centroids"], b["centroids"])
+    assert np.array_equal(a["logits"], b["logits"]) and np.array_equal(
+        a["centroids"], b["centroids"]
+    )
 
 
 def test_resume_with_a_different_config_is_refused(tmp_path):
@@ -118,7 +156,10 @@ def test_same_seed_same_numbers_on_cpu(tmp_path):
 
 def test_non_finite_loss_names_the_term_and_marks_the_run_failed(tmp_path):
     cfg = tiny(tmp_path, "method.name=center", "method.weight=1e38", "optim.warmup_epochs=0")
-    with pytest.raises(NonFiniteLoss, match=r"loss term '(center/pull|loss/base)' became non-finite at epoch 1, step \d+"):
+    with pytest.raises(
+        NonFiniteLoss,
+        match=r"loss term '(center/pull|loss/base)' became non-finite at epoch 1, step \d+",
+    ):
         train(cfg)
     final = json.loads((run_directory(cfg) / "final.json").read_text())
     assert final["status"] == "failed" and "non-finite" in final["error"]
@@ -130,27 +171,46 @@ def test_lr_schedule_warmup_multistep_and_cosine():
     assert factor(0) == pytest.approx(1 / 50) and factor(49) == pytest.approx(1.0)
     assert factor(50) == 1.0 and factor(1599) == 1.0
     assert factor(1600) == pytest.approx(0.01) and factor(1800) == pytest.approx(0.0001)
-    cosine = lr_lambda(load_config(None, ["optim.schedule=cosine", "optim.epochs=10", "optim.warmup_epochs=0"]).optim, 10)
-    assert cosine(0) == 1.0 and cosine(50) == pytest.approx(0.5) and cosine(100) == pytest.approx(0.0)
+    cosine = lr_lambda(
+        load_config(
+            None, ["optim.schedule=cosine", "optim.epochs=10", "optim.warmup_epochs=0"]
+        ).optim,
+        10,
+    )
+    assert (
+        cosine(0) == 1.0 and cosine(50) == pytest.approx(0.5) and cosine(100) == pytest.approx(0.0)
+    )
 
 
 def test_mnist_lt_short_run_learns(tmp_path):
     """The embedded default learns: many-shot accuracy above 90% after a few epochs on CPU."""
-    cfg = load_config("experiments/mnist_lt.yaml", [f"out_dir={tmp_path}", "optim.epochs=6", "train.progress=false"])
+    cfg = load_config(
+        "experiments/mnist_lt.yaml",
+        [f"out_dir={tmp_path}", "optim.epochs=6", "train.progress=false"],
+    )
     final = train(cfg)
     assert final["many"] > 0.9 and final["grouping"] == "absolute"
     assert final["group_sizes"] == {"many": 3, "medium": 3, "few": 4}
 
 
 def test_train_cli_and_its_errors(tmp_path, capsys):
-    args = ["train", "experiments/mnist_lt.yaml", f"out_dir={tmp_path}", "optim.epochs=1", "train.progress=false"]
+    args = [
+        "train",
+        "experiments/mnist_lt.yaml",
+        f"out_dir={tmp_path}",
+        "optim.epochs=1",
+        "train.progress=false",
+    ]
     assert main(args) == 0
     assert "top-1" in capsys.readouterr().out
     for extra, message in [
         (["optim.lrr=0.1"], "unknown config key 'optim.lrr'; did you mean optim.lr?"),
         (["optim.epochs=ten"], "bad value for config key 'optim.epochs'"),
         (["method.name=sarr"], "unknown method 'sarr'; did you mean sar"),
-        (["method.name=sar", "method.trade_of=0.2"], "method sar has no option 'trade_of'; did you mean trade_off?"),
+        (
+            ["method.name=sar", "method.trade_of=0.2"],
+            "method sar has no option 'trade_of'; did you mean trade_off?",
+        ),
         (["model.name=resnet33_cifar"], "timm has no model 'resnet33_cifar'"),
         (["data.sampler=balanced"], "unknown sampler 'balanced'"),
     ]:
@@ -168,10 +228,19 @@ def test_malformed_yaml(tmp_path, capsys):
 
 def test_image_folder_path_trains_through_timm_transforms(tmp_path, fake_imagenet_lt):
     """ImageNet-LT list files -> timm transforms -> DataLoader: the standard (non in-memory) path."""
-    cfg = load_config("experiments/imagenet_lt.yaml", [
-        f"data.root={fake_imagenet_lt}", "data.options={num_classes: 4, image_size: 32}", "data.num_workers=0",
-        "data.batch_size=8", "model.name=small_cnn", "optim.epochs=1", "train.progress=false", f"out_dir={tmp_path}",
-    ])
+    cfg = load_config(
+        "experiments/imagenet_lt.yaml",
+        [
+            f"data.root={fake_imagenet_lt}",
+            "data.options={num_classes: 4, image_size: 32}",
+            "data.num_workers=0",
+            "data.batch_size=8",
+            "model.name=small_cnn",
+            "optim.epochs=1",
+            "train.progress=false",
+            f"out_dir={tmp_path}",
+        ],
+    )
     final = train(cfg)
     assert final["status"] == "done" and final["train_images"] == 15 and final["test_images"] == 12
     assert pd.read_csv(run_directory(cfg) / "per_class.csv").n_train.tolist() == [8, 4, 2, 1]

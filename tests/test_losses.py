@@ -12,8 +12,12 @@ COUNTS = [100, 30, 10, 1]
 def test_balanced_softmax_and_logit_adjustment_add_the_log_prior():
     logits, y = torch.randn(8, 4), torch.tensor([0, 1, 2, 3] * 2)
     prior = torch.log(torch.tensor(COUNTS, dtype=torch.float32) / sum(COUNTS))
-    assert build_loss("balanced_softmax", COUNTS)(logits, y).item() == pytest.approx(F.cross_entropy(logits + prior, y).item())
-    assert build_loss("logit_adjust", COUNTS, tau=0.5)(logits, y).item() == pytest.approx(F.cross_entropy(logits + 0.5 * prior, y).item())
+    assert build_loss("balanced_softmax", COUNTS)(logits, y).item() == pytest.approx(
+        F.cross_entropy(logits + prior, y).item()
+    )
+    assert build_loss("logit_adjust", COUNTS, tau=0.5)(logits, y).item() == pytest.approx(
+        F.cross_entropy(logits + 0.5 * prior, y).item()
+    )
 
 
 def test_ldam_margins_and_scale():
@@ -28,30 +32,42 @@ def test_ldam_margins_and_scale():
 
 def test_focal_with_gamma_zero_is_cross_entropy():
     logits, y = torch.randn(8, 4), torch.tensor([0, 1, 2, 3] * 2)
-    assert build_loss("focal", COUNTS, gamma=0.0)(logits, y).item() == pytest.approx(F.cross_entropy(logits, y).item())
-    assert build_loss("focal", COUNTS, gamma=2.0)(logits, y).item() < F.cross_entropy(logits, y).item()
+    assert build_loss("focal", COUNTS, gamma=0.0)(logits, y).item() == pytest.approx(
+        F.cross_entropy(logits, y).item()
+    )
+    assert (
+        build_loss("focal", COUNTS, gamma=2.0)(logits, y).item() < F.cross_entropy(logits, y).item()
+    )
 
 
 def test_class_balanced_weights_and_drw_switch():
     w = class_balanced_weights(COUNTS, beta=0.99)
     raw = (1 - 0.99) / (1 - 0.99 ** np.array(COUNTS, dtype=float))
-    assert np.allclose(w.numpy(), raw / raw.sum() * 4, rtol=1e-6) and w.sum().item() == pytest.approx(4)
+    assert np.allclose(
+        w.numpy(), raw / raw.sum() * 4, rtol=1e-6
+    ) and w.sum().item() == pytest.approx(4)
     drw = Reweighting("drw", COUNTS, beta=0.99, drw_epoch=160)
     assert drw(159) is None and torch.equal(drw(160), w)
-    assert Reweighting("none", COUNTS)(500) is None and torch.equal(Reweighting("cb", COUNTS, 0.99)(0), w)
+    assert Reweighting("none", COUNTS)(500) is None and torch.equal(
+        Reweighting("cb", COUNTS, 0.99)(0), w
+    )
 
 
 def test_weighted_losses_are_weighted_means():
     logits, y = torch.randn(8, 4), torch.tensor([0, 1, 2, 3] * 2)
     w = class_balanced_weights(COUNTS)
-    assert build_loss("ce", COUNTS)(logits, y, w).item() == pytest.approx(F.cross_entropy(logits, y, weight=w).item())
+    assert build_loss("ce", COUNTS)(logits, y, w).item() == pytest.approx(
+        F.cross_entropy(logits, y, weight=w).item()
+    )
     focal = build_loss("focal", COUNTS, gamma=0.0)(logits, y, w)
     assert focal.item() == pytest.approx(F.cross_entropy(logits, y, weight=w).item(), rel=1e-6)
 
 
 def test_sampler_class_probabilities():
     assert class_probabilities([100, 25, 0], "class_balanced").tolist() == [0.5, 0.5, 0.0]
-    assert class_probabilities([100, 25], "square_root").tolist() == pytest.approx([10 / 15, 5 / 15])
+    assert class_probabilities([100, 25], "square_root").tolist() == pytest.approx(
+        [10 / 15, 5 / 15]
+    )
     assert class_probabilities([100, 25], "instance").tolist() == pytest.approx([0.8, 0.2])
 
 
@@ -59,7 +75,12 @@ def test_sampler_class_probabilities():
 def test_sampler_draws_follow_the_probabilities(kind):
     labels = np.repeat(np.arange(4), [400, 100, 25, 4])
     order = epoch_indices(labels, kind, torch.Generator().manual_seed(0))
-    draws = np.concatenate([labels[epoch_indices(labels, kind, torch.Generator().manual_seed(s)).numpy()] for s in range(20)])
+    draws = np.concatenate(
+        [
+            labels[epoch_indices(labels, kind, torch.Generator().manual_seed(s)).numpy()]
+            for s in range(20)
+        ]
+    )
     assert len(order) == len(labels)
     share = np.bincount(draws, minlength=4) / len(draws)
     assert np.allclose(share, class_probabilities(np.bincount(labels), kind), atol=0.02)

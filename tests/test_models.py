@@ -6,7 +6,13 @@ import lt_bench  # noqa: F401
 from lt_bench.errors import UserError
 from lt_bench.models import build_network
 
-CIFAR_PARAMS = {"resnet20_cifar": 0.27, "resnet32_cifar": 0.46, "resnet44_cifar": 0.66, "resnet56_cifar": 0.85, "resnet110_cifar": 1.73}
+CIFAR_PARAMS = {
+    "resnet20_cifar": 0.27,
+    "resnet32_cifar": 0.46,
+    "resnet44_cifar": 0.66,
+    "resnet56_cifar": 0.85,
+    "resnet110_cifar": 1.73,
+}
 
 
 @pytest.mark.parametrize("name, millions", CIFAR_PARAMS.items())
@@ -38,14 +44,20 @@ def test_registered_models_have_timm_face(name):
 
 def test_resolve_data_config_sees_cifar_settings():
     cfg = timm.data.resolve_data_config({}, model=timm.create_model("resnet32_cifar"))
-    assert cfg["input_size"] == (3, 32, 32) and cfg["mean"] == (0.4914, 0.4822, 0.4465) and cfg["crop_pct"] == 1.0
+    assert (
+        cfg["input_size"] == (3, 32, 32)
+        and cfg["mean"] == (0.4914, 0.4822, 0.4465)
+        and cfg["crop_pct"] == 1.0
+    )
 
 
 def test_any_timm_model_by_name_and_unknown_names():
     network = build_network("resnet18", 3, in_chans=1)
     features, logits = network(torch.randn(2, 1, 32, 32))
     assert features.shape == (2, 512) and logits.shape == (2, 3)
-    with pytest.raises(UserError, match="timm has no model 'resnet32_cifr'; did you mean resnet32_cifar"):
+    with pytest.raises(
+        UserError, match="timm has no model 'resnet32_cifr'; did you mean resnet32_cifar"
+    ):
         build_network("resnet32_cifr", 10)
 
 

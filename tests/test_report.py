@@ -16,22 +16,43 @@ def test_collect_reads_every_run_with_its_status():
     assert len(runs) == 10
     assert runs.status.value_counts().to_dict() == {"done": 8, "failed": 1, "incomplete": 1}
     done = runs[runs.status == "done"]
-    assert set(done.label) == {"none", "sar"} and set(done.dataset) == {"synthetic@4", "synthetic@10"}
-    assert done["nc1"].notna().all() and done["centroid_distance.few"].notna().sum() == 4  # SAR keeps centroids
+    assert set(done.label) == {"none", "sar"} and set(done.dataset) == {
+        "synthetic@4",
+        "synthetic@10",
+    }
+    assert (
+        done["nc1"].notna().all() and done["centroid_distance.few"].notna().sum() == 4
+    )  # SAR keeps centroids
     assert (runs.selection == "last").all()
 
 
 def test_report_matches_the_golden_tables(tmp_path):
     write_report(FIXTURES / "runs", tmp_path, figures=False)
-    assert (tmp_path / "main_table.md").read_text() == (FIXTURES / "golden_main_table.md").read_text()
-    assert (tmp_path / "separability_table.md").read_text() == (FIXTURES / "golden_separability_table.md").read_text()
+    assert (tmp_path / "main_table.md").read_text() == (
+        FIXTURES / "golden_main_table.md"
+    ).read_text()
+    assert (tmp_path / "separability_table.md").read_text() == (
+        FIXTURES / "golden_separability_table.md"
+    ).read_text()
     report = (tmp_path / "report.md").read_text()
-    assert "## Incomplete or failed runs" in report and "failed: NonFiniteLoss" in report and "incomplete" in report
+    assert (
+        "## Incomplete or failed runs" in report
+        and "failed: NonFiniteLoss" in report
+        and "incomplete" in report
+    )
     latex = (tmp_path / "main_table.tex").read_text()
-    assert r"\toprule" in latex and r"\midrule" in latex and r"\bottomrule" in latex and r"\textbf{" in latex
+    assert (
+        r"\toprule" in latex
+        and r"\midrule" in latex
+        and r"\bottomrule" in latex
+        and r"\textbf{" in latex
+    )
     assert r"$\pm$" in latex and r"\multicolumn{4}{c}{synthetic@4}" in latex
     table = pd.read_csv(tmp_path / "main_table.csv")
-    assert set(table.columns) == {"method", "group", "metric", "mean", "std", "seeds"} and (table.seeds == 2).all()
+    assert (
+        set(table.columns) == {"method", "group", "metric", "mean", "std", "seeds"}
+        and (table.seeds == 2).all()
+    )
 
 
 def test_main_table_cells_are_mean_and_sample_std_over_seeds(tmp_path):
@@ -39,22 +60,35 @@ def test_main_table_cells_are_mean_and_sample_std_over_seeds(tmp_path):
     sar = runs[(runs.label == "sar") & (runs.dataset == "synthetic@10") & (runs.status == "done")]
     mean, std = sar.top1.mean() * 100, sar.top1.std(ddof=1) * 100
     write_report(FIXTURES / "runs", tmp_path, figures=False)
-    line = next(li for li in (tmp_path / "main_table.md").read_text().splitlines() if li.startswith("| sar"))
+    line = next(
+        li for li in (tmp_path / "main_table.md").read_text().splitlines() if li.startswith("| sar")
+    )
     assert f"{mean:.1f} ± {std:.1f}" in line
 
 
 def test_figures_are_real_pngs_and_pdfs(tmp_path):
     written = write_report(FIXTURES / "runs", tmp_path)["written"]
-    stems = ["per_class_accuracy", "accuracy_vs_ratio", "training_curves", "class_mean_cosine", "tsne",
-             "separability_by_group"]
+    stems = [
+        "per_class_accuracy",
+        "accuracy_vs_ratio",
+        "training_curves",
+        "class_mean_cosine",
+        "tsne",
+        "separability_by_group",
+    ]
     for stem in stems:
         assert f"{stem}.png" in written and (tmp_path / f"{stem}.pdf").read_bytes()[:4] == b"%PDF"
         with Image.open(tmp_path / f"{stem}.png") as png:
-            assert png.format == "PNG" and 500 <= png.size[0] <= 2500 and 250 <= png.size[1] <= 1500, (stem, png.size)
+            assert (
+                png.format == "PNG" and 500 <= png.size[0] <= 2500 and 250 <= png.size[1] <= 1500
+            ), (stem, png.size)
 
 
 def test_report_cli_and_an_empty_runs_directory(tmp_path, capsys):
-    assert main(["report", str(FIXTURES / "runs"), "--out", str(tmp_path / "out"), "--no-figures"]) == 0
+    assert (
+        main(["report", str(FIXTURES / "runs"), "--out", str(tmp_path / "out"), "--no-figures"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "10 runs (8 done" in out and "| sar |" in out and "failed: synthetic_none_" in out
     (tmp_path / "empty").mkdir()

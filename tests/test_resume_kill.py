@@ -35,8 +35,12 @@ def test_sigkill_mid_epoch_then_the_same_command_resumes_exactly(tmp_path):
     command = ["train", "-", *CONFIG, f"out_dir={killed}"]
     # The same thread count as this process: float sums depend on it, and the runs must match exactly.
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
-    process = subprocess.Popen([sys.executable, "-m", "lt_bench", *command], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lt_bench", *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     log = killed / "run" / "metrics.jsonl"
     deadline = time.time() + 120
     while not (log.exists() and log.read_text().count("\n") >= 1):

@@ -24,8 +24,16 @@ PARENT = [
     "optim.warmup_epochs=0",
     "train.progress=false",
 ]
-SCHEMA = ["checkpoint.pt", "config.yaml", "features.npz", "final.json", "metrics.jsonl", "per_class.csv",
-          "separability.json", "split.json"]
+SCHEMA = [
+    "checkpoint.pt",
+    "config.yaml",
+    "features.npz",
+    "final.json",
+    "metrics.jsonl",
+    "per_class.csv",
+    "separability.json",
+    "split.json",
+]
 
 
 @pytest.fixture(scope="module")
@@ -46,19 +54,29 @@ def test_each_stage_writes_a_child_run_and_keeps_the_backbone_bit_identical(pare
     child = parent.parent / f"{parent.name}__{stage}"
     assert sorted(p.name for p in child.iterdir()) == SCHEMA
     assert final["status"] == "done" and final["parent"] == parent.name and final["stage"]
-    before, after = backbone_state(parent / "checkpoint.pt"), backbone_state(child / "checkpoint.pt")
+    before, after = (
+        backbone_state(parent / "checkpoint.pt"),
+        backbone_state(child / "checkpoint.pt"),
+    )
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
-    assert json.loads((child / "split.json").read_text()) == json.loads((parent / "split.json").read_text())
+    assert json.loads((child / "split.json").read_text()) == json.loads(
+        (parent / "split.json").read_text()
+    )
     assert load_config(child / "config.yaml").stage.name == stage
 
 
 def test_crt_draws_class_balanced_batches(parent):
     retrain(parent, "crt", ["name=crt_default"])  # 10 epochs by default
-    rows = [json.loads(line) for line in (parent.parent / "crt_default" / "metrics.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (parent.parent / "crt_default" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert len(rows) == 10
     drawn = np.sum([r["sampled_class_counts"] for r in rows], axis=0)
     train_counts = json.loads((parent / "split.json").read_text())["counts"]
-    assert train_counts[0] / train_counts[-1] == 10  # instance sampling would draw class 0 ten times as often
+    assert (
+        train_counts[0] / train_counts[-1] == 10
+    )  # instance sampling would draw class 0 ten times as often
     assert drawn.max() / drawn.min() < 1.35 and drawn.sum() == 10 * sum(train_counts)
 
 
@@ -79,7 +97,9 @@ def test_tau_norm_child_with_tau_zero_predicts_like_the_parent(parent):
 
 def test_tau_is_chosen_on_left_over_train_images_never_the_test_set(parent):
     final = retrain(parent, "tau_norm")
-    assert "never the test set" in final["tau_selected_on"] and "left over" in final["tau_selected_on"]
+    assert (
+        "never the test set" in final["tau_selected_on"] and "left over" in final["tau_selected_on"]
+    )
     curve = final["tau_curve"]
     assert [p["tau"] for p in curve][:3] == [0.0, 0.1, 0.2] and len(curve) == 21
     assert final["tau"] == max(curve, key=lambda p: p["val_balanced"])["tau"]
@@ -100,3 +120,17 @@ def test_retrain_cli_and_errors(parent, capsys):
     assert "stage crt has no option 'epoch'" in capsys.readouterr().err
     with pytest.raises(UserError, match="not a finished run"):
         retrain(parent.parent / "nowhere", "crt")
+
+
+def test_a_child_of_a_short_mnist_lt_run_has_the_full_schema_and_a_report_row(tmp_path):
+    cfg = load_config("experiments/mnist_lt.yaml", [f"out_dir={tmp_path}", "optim.epochs=2", "train.progress=false"])
+    train(cfg)
+    parent = run_directory(cfg)
+    final = retrain(parent, "crt", ["stage.epochs=2"])
+    child = parent.parent / f"{parent.name}__crt"
+    assert sorted(p.name for p in child.iterdir()) == SCHEMA and final["stage"] == "cRT"
+    sep = json.loads((child / "separability.json").read_text())
+    assert {"nc1", "knn_accuracy"} <= set(sep["summary"]) and final["test_images"] == 1000
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "report"), "--no-figures"]) == 0
+    rows = (tmp_path / "report" / "main_table.md").read_text()
+    assert "| none |" in rows and "| none + cRT |" in rows

@@ -38,8 +38,10 @@ def study_file(tmp_path):
 def test_grid_expansion_and_stable_unique_run_ids(study_file, tmp_path):
     points = expand(load_study(study_file), tmp_path / "runs")
     assert [p.overrides for p in points] == [
-        {"method.name": "none", "seed": 0}, {"method.name": "none", "seed": 1},
-        {"method.name": "center", "seed": 0}, {"method.name": "center", "seed": 1},
+        {"method.name": "none", "seed": 0},
+        {"method.name": "none", "seed": 1},
+        {"method.name": "center", "seed": 0},
+        {"method.name": "center", "seed": 1},
     ]
     assert all(p.cfg.optim.epochs == 1 and p.cfg.data.ratio == 4 for p in points)
     ids = [run_id(p.cfg) for p in points]
@@ -57,13 +59,17 @@ def test_sweep_runs_only_what_is_not_done(study_file, tmp_path, capsys):
     stamps = [(p.run_dir / "final.json").stat().st_mtime_ns for p in points[:3]]
     assert main(["sweep", str(study_file), "--runs-dir", str(runs)]) == 0
     assert "4 runs" in capsys.readouterr().out and status_counts(points) == {"done": 4}
-    assert [(p.run_dir / "final.json").stat().st_mtime_ns for p in points[:3]] == stamps  # not run again
+    assert [
+        (p.run_dir / "final.json").stat().st_mtime_ns for p in points[:3]
+    ] == stamps  # not run again
     assert launch(points, progress=False) == []
 
 
 def test_failed_runs_keep_their_error_and_are_reported(tmp_path, capsys):
     (tmp_path / "base.yaml").write_text(BASE)
-    (tmp_path / "study.yaml").write_text("base: base.yaml\nfixed: {optim.epochs: 1}\ngrid:\n  optim.lr: [0.05, 1.0e+38]\n")
+    (tmp_path / "study.yaml").write_text(
+        "base: base.yaml\nfixed: {optim.epochs: 1}\ngrid:\n  optim.lr: [0.05, 1.0e+38]\n"
+    )
     runs = tmp_path / "runs"
     assert main(["sweep", str(tmp_path / "study.yaml"), "--runs-dir", str(runs)]) == 1
     out = capsys.readouterr().out
@@ -106,7 +112,13 @@ def test_an_interrupted_run_counts_as_incomplete_and_is_resumed(study_file, tmp_
 
 def test_slurm_executor_through_submitit_local(study_file, tmp_path):
     points = expand(load_study(study_file), tmp_path / "runs")[:2]
-    results = launch(points, executor="submitit_local", jobs=2, slurm={"time_min": 5}, folder=tmp_path / "submitit")
+    results = launch(
+        points,
+        executor="submitit_local",
+        jobs=2,
+        slurm={"time_min": 5},
+        folder=tmp_path / "submitit",
+    )
     assert [r["status"] for r in results] == ["done", "done"]
     assert status_counts(points) == {"done": 2}
 

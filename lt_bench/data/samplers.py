@@ -29,7 +29,9 @@ def class_probabilities(class_counts, kind: str) -> np.ndarray:
     return mass / mass.sum()
 
 
-def epoch_indices(labels: np.ndarray, kind: str, generator: torch.Generator, num_classes: int | None = None) -> torch.Tensor:
+def epoch_indices(
+    labels: np.ndarray, kind: str, generator: torch.Generator, num_classes: int | None = None
+) -> torch.Tensor:
     """One epoch's order of training indices."""
     labels = np.asarray(labels)
     counts = np.bincount(labels, minlength=num_classes or 0)

@@ -43,14 +43,18 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def calibration(logits: np.ndarray, labels: np.ndarray, bins: int = 15) -> tuple[float, dict[str, list]]:
+def calibration(
+    logits: np.ndarray, labels: np.ndarray, bins: int = 15
+) -> tuple[float, dict[str, list]]:
     """Expected calibration error over ``bins`` equal-width confidence bins (Guo et al., 2017), and
     the reliability-diagram data: per bin its edges, mean confidence, accuracy and count."""
     probs = softmax(logits.astype(np.float64))
     confidence = probs.max(axis=1)
     correct = probs.argmax(axis=1) == labels
     edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)  # bins are (lo, hi]
+    which = np.clip(
+        np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1
+    )  # bins are (lo, hi]
     count = np.bincount(which, minlength=bins)
     conf_sum = np.bincount(which, weights=confidence, minlength=bins)
     acc_sum = np.bincount(which, weights=correct, minlength=bins)
@@ -70,7 +74,9 @@ def calibration(logits: np.ndarray, labels: np.ndarray, bins: int = 15) -> tuple
 
 def confusion_matrix(preds: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
     """Rows: true class; columns: predicted class."""
-    return np.bincount(labels * num_classes + preds, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    return np.bincount(labels * num_classes + preds, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
 
 
 def adjust_logits(logits: np.ndarray, train_counts: Sequence[int], tau: float = 1.0) -> np.ndarray:

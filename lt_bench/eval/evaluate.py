@@ -52,21 +52,36 @@ def evaluate_and_write(
     metrics, per_class, _ = summarize(logits, labels, train_counts, grouping)
     _, reliability = calibration(logits, labels)
     sep = separability(
-        np.asarray(arrays["features"], dtype=np.float32), labels, train_counts,
-        classifier=arrays.get("classifier_weight"), centroids=arrays.get("centroids"),
-        train_features=train_features, train_labels=train_labels, grouping=grouping,
+        np.asarray(arrays["features"], dtype=np.float32),
+        labels,
+        train_counts,
+        classifier=arrays.get("classifier_weight"),
+        centroids=arrays.get("centroids"),
+        train_features=train_features,
+        train_labels=train_labels,
+        grouping=grouping,
     )
     table = sep["per_class"]
-    table.insert(1, "name", class_names if len(class_names) == num_classes else [str(c) for c in range(num_classes)])
+    table.insert(
+        1,
+        "name",
+        class_names if len(class_names) == num_classes else [str(c) for c in range(num_classes)],
+    )
     table.insert(3, "n_test", np.bincount(labels, minlength=num_classes))
     table.insert(5, "accuracy", per_class)
     with atomic.atomic_path(run_dir / "per_class.csv") as tmp:
         table.to_csv(tmp, index=False)
-    atomic.write_json(run_dir / "separability.json", _finite({
-        "summary": sep["summary"], "groups": sep["groups"], "settings": sep["settings"],
-        "reliability": reliability,
-    }))
+    atomic.write_json(
+        run_dir / "separability.json",
+        _finite(
+            {
+                "summary": sep["summary"],
+                "groups": sep["groups"],
+                "settings": sep["settings"],
+                "reliability": reliability,
+            }
+        ),
+    )
     if write_features:
         save_arrays(run_dir / "features.npz", arrays)
     return _finite(metrics)
-

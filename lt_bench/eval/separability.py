@@ -30,9 +30,13 @@ def _tensor(x) -> torch.Tensor:
     return t if t.dtype == torch.float64 else t.float()
 
 
-def class_means(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+def class_means(
+    features: torch.Tensor, labels: torch.Tensor, num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     counts = torch.bincount(labels, minlength=num_classes)
-    sums = torch.zeros(num_classes, features.shape[1], dtype=features.dtype).index_add_(0, labels, features)
+    sums = torch.zeros(num_classes, features.shape[1], dtype=features.dtype).index_add_(
+        0, labels, features
+    )
     return sums / counts.clamp(min=1)[:, None].to(features.dtype), counts
 
 
@@ -95,7 +99,9 @@ def silhouette(features, labels, max_points: int = 20000, seed: int = 0) -> tupl
     scores = np.empty(len(y))
     for start in range(0, len(y), CHUNK):
         block = f[start : start + CHUNK]
-        dist = (sq[start : start + CHUNK, None] + sq[None, :] - 2 * block @ f.T).clamp_(min=0).sqrt_()
+        dist = (
+            (sq[start : start + CHUNK, None] + sq[None, :] - 2 * block @ f.T).clamp_(min=0).sqrt_()
+        )
         sums = np.add.reduceat(dist.numpy(), starts, axis=1)  # (chunk, clusters)
         rows = np.arange(len(block))
         mine = own[start : start + CHUNK]
@@ -152,7 +158,13 @@ def _class_statistics(f: torch.Tensor, y: torch.Tensor, num_classes: int) -> _Cl
 
 
 def knn_accuracy(
-    queries, query_labels, memory=None, memory_labels=None, k: int = 20, max_queries: int | None = None, seed: int = 0
+    queries,
+    query_labels,
+    memory=None,
+    memory_labels=None,
+    k: int = 20,
+    max_queries: int | None = None,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Cosine kNN (majority vote, ties broken by summed similarity). With no memory, leave-one-out
     on the queries. Queries beyond ``max_queries`` (default: as many as KNN_BUDGET multiply-adds
@@ -177,7 +189,7 @@ def knn_accuracy(
         top_sim, top = sim.topk(k, dim=1)
         votes = torch.zeros(len(sim), num_classes, dtype=sim.dtype)
         votes.scatter_add_(1, ml_t[top], torch.ones_like(top_sim) + 1e-3 * top_sim)
-        correct[start : start + CHUNK] = (votes.argmax(1).numpy() == ql[used[start : start + CHUNK]])
+        correct[start : start + CHUNK] = votes.argmax(1).numpy() == ql[used[start : start + CHUNK]]
     return correct, ql[used], len(used)
 
 
@@ -253,7 +265,9 @@ def separability(
     )
     summary["knn_accuracy"] = float(knn_correct.mean())
     if train_features is not None:
-        ncm_means, ncm_counts = class_means(_tensor(train_features), torch.as_tensor(np.asarray(train_labels)), num_classes)
+        ncm_means, ncm_counts = class_means(
+            _tensor(train_features), torch.as_tensor(np.asarray(train_labels)), num_classes
+        )
         candidates = torch.nonzero(ncm_counts > 0).flatten()
     else:
         ncm_means, candidates = stats.means, torch.nonzero(present).flatten()
@@ -283,22 +297,29 @@ def separability(
     if centroids is not None:
         c = _tensor(centroids)[present]
         per_class["centroid_distance"] = expand((c - means).norm(dim=1))
-        per_class["centroid_cosine"] = expand(torch.nn.functional.cosine_similarity(c, means, dim=1))
+        per_class["centroid_cosine"] = expand(
+            torch.nn.functional.cosine_similarity(c, means, dim=1)
+        )
         summary["centroid_distance"] = float(per_class["centroid_distance"].mean())
         summary["centroid_cosine"] = float(per_class["centroid_cosine"].mean())
 
     few = groups["few"]
     if len(few) > 1:
         if weight is not None:
-            summary["minority_collapse_classifier"] = float(_off_diagonal(_pairwise_cosine(weight[few])).mean())
+            summary["minority_collapse_classifier"] = float(
+                _off_diagonal(_pairwise_cosine(weight[few])).mean()
+            )
         few_present = [c for c in few if present[c]]
         if len(few_present) > 1:
             centred_all = stats.means - means.mean(0)
-            summary["minority_collapse_means"] = float(_off_diagonal(_pairwise_cosine(centred_all[few_present])).mean())
+            summary["minority_collapse_means"] = float(
+                _off_diagonal(_pairwise_cosine(centred_all[few_present])).mean()
+            )
 
     columns = [c for c in per_class.columns if c not in ("class", "n_train", "group")]
     by_group = {
-        name: {col: _nanmean(per_class.loc[per_class["group"] == name, col]) for col in columns} for name in GROUPS
+        name: {col: _nanmean(per_class.loc[per_class["group"] == name, col]) for col in columns}
+        for name in GROUPS
     }
     settings = {
         "grouping": grouping_used,

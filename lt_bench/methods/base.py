@@ -21,7 +21,11 @@ class Regularizer(nn.Module):
         self.num_classes, self.feat_dim = num_classes, feat_dim
 
     def forward(
-        self, features: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, classifier: nn.Module
+        self,
+        features: torch.Tensor,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        classifier: nn.Module,
     ) -> dict[str, torch.Tensor]:
         """Named, already-weighted loss terms, e.g. {"sar/anchor_ce": ..., "sar/pull": ...}."""
         return {}
@@ -56,7 +60,11 @@ class NoRegularizer(Regularizer):
     """Plain training with the base loss."""
 
 
-def build_method(name: str, num_classes: int, feat_dim: int, class_counts: Sequence[int], **hparams) -> Regularizer:
+def build_method(
+    name: str, num_classes: int, feat_dim: int, class_counts: Sequence[int], **hparams
+) -> Regularizer:
     from lt_bench.config import call_with_checked_kwargs
 
-    return call_with_checked_kwargs(METHODS.get(name), f"method {name}", num_classes, feat_dim, class_counts, **hparams)
+    return call_with_checked_kwargs(
+        METHODS.get(name), f"method {name}", num_classes, feat_dim, class_counts, **hparams
+    )

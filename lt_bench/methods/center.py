@@ -14,7 +14,9 @@ from lt_bench.methods.base import METHODS, Regularizer
 
 @METHODS.register("center")
 class CenterLoss(Regularizer):
-    def __init__(self, num_classes, feat_dim, class_counts, weight: float = 0.01, alpha: float = 0.5):
+    def __init__(
+        self, num_classes, feat_dim, class_counts, weight: float = 0.01, alpha: float = 0.5
+    ):
         super().__init__(num_classes, feat_dim, class_counts)
         self.weight, self.alpha = weight, alpha
         self.register_buffer("centers", torch.zeros(num_classes, feat_dim))
@@ -28,9 +30,13 @@ class CenterLoss(Regularizer):
 
     @torch.no_grad()
     def update_centers(self, features: torch.Tensor, targets: torch.Tensor) -> None:
-        diff = torch.zeros_like(self.centers).index_add_(0, targets, self.centers[targets] - features.float())
+        diff = torch.zeros_like(self.centers).index_add_(
+            0, targets, self.centers[targets] - features.float()
+        )
         count = torch.bincount(targets, minlength=self.num_classes).to(diff.dtype)
-        all_reduce_sum(diff)  # under DDP: the global batch's sums, so every rank moves its centres alike
+        all_reduce_sum(
+            diff
+        )  # under DDP: the global batch's sums, so every rank moves its centres alike
         all_reduce_sum(count)
         self.centers -= self.alpha * diff / (1.0 + count)[:, None]
 

@@ -23,18 +23,28 @@ from lt_bench.methods.base import METHODS, Regularizer
 def simplex_etf(num_classes: int, dim: int, generator: torch.Generator) -> torch.Tensor:
     """K x D rows of a simplex equiangular tight frame (requires D >= K)."""
     if dim < num_classes:
-        raise ValueError(f"a simplex ETF of {num_classes} classes needs dim >= {num_classes}, got {dim}")
-    basis, _ = torch.linalg.qr(torch.randn(dim, num_classes, generator=generator, dtype=torch.float64))
+        raise ValueError(
+            f"a simplex ETF of {num_classes} classes needs dim >= {num_classes}, got {dim}"
+        )
+    basis, _ = torch.linalg.qr(
+        torch.randn(dim, num_classes, generator=generator, dtype=torch.float64)
+    )
     centring = torch.eye(num_classes, dtype=torch.float64) - 1.0 / num_classes
     frame = math.sqrt(num_classes / (num_classes - 1)) * basis @ centring
     return frame.T.float().contiguous()
 
 
 def spread_anchors(
-    num_classes: int, dim: int, generator: torch.Generator, steps: int = 2000, temperature: float = 0.05
+    num_classes: int,
+    dim: int,
+    generator: torch.Generator,
+    steps: int = 2000,
+    temperature: float = 0.05,
 ) -> torch.Tensor:
     """K x D unit rows with small pairwise cosines: minimise mean_i logsumexp_{j != i} cos_ij / t."""
-    anchors = torch.randn(num_classes, dim, generator=generator, dtype=torch.float64).requires_grad_(True)
+    anchors = torch.randn(
+        num_classes, dim, generator=generator, dtype=torch.float64
+    ).requires_grad_(True)
     optimizer = torch.optim.Adam([anchors], lr=0.01)
     off_diagonal = ~torch.eye(num_classes, dtype=torch.bool)
     for _ in range(steps):
@@ -70,9 +80,15 @@ class ETFAnchors(Regularizer):
         self.weight, self.use_fixed_classifier = weight, fixed_classifier
         generator = torch.Generator().manual_seed(seed)
         if feat_dim >= num_classes:
-            anchors, self.construction = simplex_etf(num_classes, feat_dim, generator), "simplex_etf"
+            anchors, self.construction = (
+                simplex_etf(num_classes, feat_dim, generator),
+                "simplex_etf",
+            )
         else:
-            anchors, self.construction = spread_anchors(num_classes, feat_dim, generator, steps), "spread_logsumexp"
+            anchors, self.construction = (
+                spread_anchors(num_classes, feat_dim, generator, steps),
+                "spread_logsumexp",
+            )
         self.register_buffer("anchors", anchors)
         self.max_cosine = max_pairwise_cosine(anchors)
 

@@ -32,9 +32,15 @@ class MomentumPrototypes(Regularizer):
         self.register_buffer("prototypes", torch.zeros(num_classes, feat_dim))
         self.register_buffer("seen", torch.zeros(num_classes, dtype=torch.bool))
 
-    def batch_sums(self, features: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        sums = torch.zeros(self.num_classes, features.shape[1], device=features.device, dtype=features.dtype)
-        return sums.index_add(0, targets, features), torch.bincount(targets, minlength=self.num_classes)
+    def batch_sums(
+        self, features: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        sums = torch.zeros(
+            self.num_classes, features.shape[1], device=features.device, dtype=features.dtype
+        )
+        return sums.index_add(0, targets, features), torch.bincount(
+            targets, minlength=self.num_classes
+        )
 
     def forward(self, features, logits, targets, classifier):
         sums, count = self.batch_sums(features, targets)
@@ -42,14 +48,20 @@ class MomentumPrototypes(Regularizer):
         if self.training:
             with torch.no_grad():
                 # Under DDP the prototypes follow the global batch's class means, identically on every rank.
-                global_sums, global_count = all_reduce_sum(sums.detach().float()), all_reduce_sum(count.clone())
+                global_sums, global_count = (
+                    all_reduce_sum(sums.detach().float()),
+                    all_reduce_sum(count.clone()),
+                )
                 present = global_count > 0
                 detached = global_sums / global_count.clamp(min=1)[:, None]
                 blended = self.momentum * self.prototypes + (1 - self.momentum) * detached
                 update = torch.where(self.seen[:, None], blended, detached)
                 self.prototypes.copy_(torch.where(present[:, None], update, self.prototypes))
                 self.seen |= present
-        terms = {"prototype/pull": self.weight * F.mse_loss(features, self.prototypes[targets].to(features.dtype))}
+        terms = {
+            "prototype/pull": self.weight
+            * F.mse_loss(features, self.prototypes[targets].to(features.dtype))
+        }
         if self.inter_weight > 0:
             centres = F.normalize(means[count > 0], dim=1)
             k = len(centres)

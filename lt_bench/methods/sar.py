@@ -66,7 +66,9 @@ class SAR(Regularizer):
         self.filter_conf, self.update_conf, self.momentum = filter_conf, update_conf, momentum
         self.detach_classifier = detach_classifier
         generator = torch.Generator().manual_seed(seed)
-        self.register_buffer("random_anchors", torch.randn(num_classes, feat_dim, generator=generator))
+        self.register_buffer(
+            "random_anchors", torch.randn(num_classes, feat_dim, generator=generator)
+        )
         self.register_buffer("labels", torch.arange(num_classes))
         self.projector = projector(feat_dim)
         self.register_buffer("ema_anchors", torch.zeros(num_classes, feat_dim))

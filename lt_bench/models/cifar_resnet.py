@@ -62,7 +62,14 @@ class _ClassifierFace(nn.Module):
 
 
 class ResNetCifar(_ClassifierFace):
-    def __init__(self, depth: int = 32, num_classes: int = 10, in_chans: int = 3, widths=(16, 32, 64), **kwargs):
+    def __init__(
+        self,
+        depth: int = 32,
+        num_classes: int = 10,
+        in_chans: int = 3,
+        widths=(16, 32, 64),
+        **kwargs,
+    ):
         super().__init__()
         if (depth - 2) % 6:
             raise ValueError(f"CIFAR ResNet depth must be 6n + 2, got {depth}")
@@ -99,12 +106,23 @@ class SmallCNN(_ClassifierFace):
     """Three conv-norm-ReLU stages (32/64/128 channels); for the embedded 28x28 and 8x8 data.
     ``norm``: batch (default), group (8 groups) or none."""
 
-    def __init__(self, num_classes: int = 10, in_chans: int = 1, widths=(32, 64, 128), norm: str = "batch", **kwargs):
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_chans: int = 1,
+        widths=(32, 64, 128),
+        norm: str = "batch",
+        **kwargs,
+    ):
         super().__init__()
         self.num_classes, self.num_features = num_classes, widths[-1]
         layers, in_chs = [], in_chans
         for i, width in enumerate(widths):
-            layers += [nn.Conv2d(in_chs, width, 3, padding=1, bias=norm == "none"), _norm(norm, width), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(in_chs, width, 3, padding=1, bias=norm == "none"),
+                _norm(norm, width),
+                nn.ReLU(inplace=True),
+            ]
             if i < len(widths) - 1:
                 layers.append(nn.MaxPool2d(2, ceil_mode=True))
             in_chs = width
@@ -134,7 +152,9 @@ def _cfg(**kwargs) -> dict:
 default_cfgs = generate_default_cfgs(
     {
         **{f"resnet{d}_cifar.untrained": _cfg() for d in (20, 32, 44, 56, 110)},
-        "small_cnn.untrained": _cfg(input_size=(1, 28, 28), pool_size=(7, 7), mean=(0.1313,), std=(0.3086,)),
+        "small_cnn.untrained": _cfg(
+            input_size=(1, 28, 28), pool_size=(7, 7), mean=(0.1313,), std=(0.3086,)
+        ),
     }
 )
 

@@ -69,15 +69,23 @@ def build_network(
 ) -> Network:
     """A timm backbone by name (``num_classes=0``: pooled features) under our classifier."""
     check_model_name(name)
-    backbone = timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=in_chans, **kwargs)
+    backbone = timm.create_model(
+        name, pretrained=pretrained, num_classes=0, in_chans=in_chans, **kwargs
+    )
     if weights:
         path = Path(weights)
         if not path.is_file():
-            raise UserError(f"weights file {path} does not exist; pass an existing file to model.weights")
+            raise UserError(
+                f"weights file {path} does not exist; pass an existing file to model.weights"
+            )
         state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
+        state = (
+            state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
+        )
         missing, unexpected = backbone.load_state_dict(state, strict=False)
         loaded = len(state) - len(unexpected)
         if loaded == 0:
-            raise UserError(f"no tensor in {path} matches {name}'s parameters; is it a {name} checkpoint?")
+            raise UserError(
+                f"no tensor in {path} matches {name}'s parameters; is it a {name} checkpoint?"
+            )
     return Network(backbone, num_classes, classifier)

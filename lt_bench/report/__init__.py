@@ -13,7 +13,11 @@ from lt_bench.report import plots
 from lt_bench.report.collect import collect
 from lt_bench.report.tables import incomplete_runs, main_table, ratio_table, separability_table
 
-TABLES = {"main_table": main_table, "separability_table": separability_table, "ratio_table": ratio_table}
+TABLES = {
+    "main_table": main_table,
+    "separability_table": separability_table,
+    "ratio_table": ratio_table,
+}
 
 
 def _load_per_run(runs: pd.DataFrame, runs_dir: Path):
@@ -23,7 +27,11 @@ def _load_per_run(runs: pd.DataFrame, runs_dir: Path):
         if (folder / "per_class.csv").exists():
             per_class[run] = pd.read_csv(folder / "per_class.csv")
         if (folder / "metrics.jsonl").exists():
-            rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+            rows = [
+                json.loads(line)
+                for line in (folder / "metrics.jsonl").read_text().splitlines()
+                if line.strip()
+            ]
             histories[run] = pd.DataFrame(rows)
     return per_class, histories
 
@@ -63,11 +71,17 @@ def write_report(runs_dir: str | Path, out_dir: str | Path, figures: bool = True
         sections.append(f"## {table.title}\n\n{table.markdown()}")
     unfinished = incomplete_runs(runs)
     if len(unfinished):
-        lines = [f"- `{r.run_dir}` ({r.label}, {r.dataset}, seed {r.seed}): {r.status}" + (f": {r.error}" if isinstance(r.error, str) else "")
-                 for r in unfinished.itertuples()]
+        lines = [
+            f"- `{r.run_dir}` ({r.label}, {r.dataset}, seed {r.seed}): {r.status}"
+            + (f": {r.error}" if isinstance(r.error, str) else "")
+            for r in unfinished.itertuples()
+        ]
         sections.append("## Incomplete or failed runs\n\n" + "\n".join(lines) + "\n")
     selection = "Model selection: last epoch of every run (no selection on the test set)."
-    atomic.write_text(out_dir / "report.md", "\n".join([f"# Report: {runs_dir.name}\n", selection + "\n", *sections]))
+    atomic.write_text(
+        out_dir / "report.md",
+        "\n".join([f"# Report: {runs_dir.name}\n", selection + "\n", *sections]),
+    )
     written.append("report.md")
 
     if figures and not done.empty:
@@ -78,7 +92,9 @@ def write_report(runs_dir: str | Path, out_dir: str | Path, figures: bool = True
         focus = sorted(pd.unique(done["dataset"]), key=lambda d: -float(str(d).split("@")[-1]))[0]
         features = _features_per_method(done, runs_dir, focus)
         if features:
-            written += plots.cosine_heatmaps_plot(features, out_dir, f"{focus}: cosine of centred class means")
+            written += plots.cosine_heatmaps_plot(
+                features, out_dir, f"{focus}: cosine of centred class means"
+            )
             written += plots.tsne_plot(features, out_dir, f"{focus}: t-SNE of test features")
         written += plots.separability_by_group_plot(done, out_dir, focus)
     return {"runs": runs, "written": written, "unfinished": unfinished}

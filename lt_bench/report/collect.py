@@ -18,8 +18,6 @@ from lt_bench.errors import UserError
 METRICS = ("top1", "top5", "balanced", "many", "medium", "few", "ece")
 
 
-
-
 def run_label(row: dict) -> str:
     """Table row name: the method, plus the base loss and re-weighting when not plain CE."""
     label = str(row.get("method.name"))
@@ -54,9 +52,15 @@ def read_run(run_dir: Path, runs_dir: Path) -> dict:
     row["label"] = run_label(row)
     # The split's own ratio: list-file data sets (ImageNet-LT) ignore data.ratio and keep their list's.
     split_path = run_dir / "split.json"
-    ratio = json.loads(split_path.read_text()).get("ratio") if split_path.exists() else row.get("data.ratio")
+    ratio = (
+        json.loads(split_path.read_text()).get("ratio")
+        if split_path.exists()
+        else row.get("data.ratio")
+    )
     row["split_ratio"] = ratio
-    row["dataset"] = f"{row.get('data.name')}@{ratio:g}" if ratio is not None else str(row.get("data.name"))
+    row["dataset"] = (
+        f"{row.get('data.name')}@{ratio:g}" if ratio is not None else str(row.get("data.name"))
+    )
     return row
 
 
@@ -65,8 +69,16 @@ def collect(runs_dir: str | Path) -> pd.DataFrame:
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise UserError(f"runs folder {runs_dir} does not exist; pass the --runs-dir of a sweep")
-    rows = [read_run(path.parent, runs_dir) for path in sorted(runs_dir.rglob("config.yaml")) if ".submitit" not in path.parts]
+    rows = [
+        read_run(path.parent, runs_dir)
+        for path in sorted(runs_dir.rglob("config.yaml"))
+        if ".submitit" not in path.parts
+    ]
     if not rows:
-        raise UserError(f"no runs under {runs_dir} (no */config.yaml); run lt-bench train or sweep first")
+        raise UserError(
+            f"no runs under {runs_dir} (no */config.yaml); run lt-bench train or sweep first"
+        )
     frame = pd.DataFrame(rows)
-    return frame.sort_values(["dataset", "label", "seed", "run_dir"], kind="stable").reset_index(drop=True)
+    return frame.sort_values(["dataset", "label", "seed", "run_dir"], kind="stable").reset_index(
+        drop=True
+    )

@@ -72,7 +72,9 @@ def _save_both(fig, out_dir, stem: str) -> list[str]:
 def _grid(n: int, width: float = 4.0, height: float = 3.2):
     cols = min(n, 4)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained"
+    )
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:n])
@@ -104,7 +106,11 @@ def per_class_accuracy_plot(runs, per_class: dict, out_dir) -> list[str]:
             tables = [per_class[r] for r in group.run_dir if r in per_class]
             if not tables:
                 continue
-            merged = pd.concat(tables).groupby("class").agg(n_train=("n_train", "first"), accuracy=("accuracy", "mean"))
+            merged = (
+                pd.concat(tables)
+                .groupby("class")
+                .agg(n_train=("n_train", "first"), accuracy=("accuracy", "mean"))
+            )
             merged = merged.sort_values("n_train")
             ax.plot(merged.n_train, merged.accuracy, marker="o", markersize=3, label=label)
         _log_x(ax)
@@ -124,7 +130,14 @@ def accuracy_vs_ratio_plot(runs, out_dir) -> list[str]:
         for ax, metric in zip(axes[2 * i : 2 * i + 2], ("top1", "few")):
             for label, group in subset.groupby("label", sort=False):
                 stats = group.groupby("split_ratio")[metric].agg(["mean", "std"]).sort_index()
-                ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3, label=label)
+                ax.errorbar(
+                    stats.index,
+                    stats["mean"],
+                    yerr=stats["std"].fillna(0),
+                    marker="o",
+                    capsize=3,
+                    label=label,
+                )
             ax.set_xscale("log")
             ratios = sorted(subset["split_ratio"].unique())
             ax.set_xticks(ratios, [f"{r:g}" for r in ratios])
@@ -174,7 +187,9 @@ def cosine_heatmaps_plot(features: dict, out_dir, title: str) -> list[str]:
     return _save_both(fig, out_dir, "class_mean_cosine")
 
 
-def tsne_plot(features: dict, out_dir, title: str, max_points: int = 2000, seed: int = 0) -> list[str]:
+def tsne_plot(
+    features: dict, out_dir, title: str, max_points: int = 2000, seed: int = 0
+) -> list[str]:
     """2-D t-SNE (scikit-learn) of test features, one panel per method, coloured by class."""
     from sklearn.manifold import TSNE
 
@@ -186,7 +201,13 @@ def tsne_plot(features: dict, out_dir, title: str, max_points: int = 2000, seed:
         embedded = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
             feats[chosen].astype(np.float32)
         )
-        ax.scatter(embedded[:, 0], embedded[:, 1], c=labels[chosen], cmap="tab10" if labels.max() < 10 else "turbo", s=4)
+        ax.scatter(
+            embedded[:, 0],
+            embedded[:, 1],
+            c=labels[chosen],
+            cmap="tab10" if labels.max() < 10 else "turbo",
+            s=4,
+        )
         ax.set_title(label)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -196,8 +217,11 @@ def tsne_plot(features: dict, out_dir, title: str, max_points: int = 2000, seed:
 
 def separability_by_group_plot(runs, out_dir, dataset: str) -> list[str]:
     """Per-group separability (intra/inter ratio, kNN accuracy, centroid distance) per method."""
-    metrics = [("intra_inter_ratio", "intra / inter distance"), ("knn_accuracy", "kNN accuracy"),
-               ("centroid_distance", "centroid distance")]
+    metrics = [
+        ("intra_inter_ratio", "intra / inter distance"),
+        ("knn_accuracy", "kNN accuracy"),
+        ("centroid_distance", "centroid distance"),
+    ]
     subset = runs[(runs.dataset == dataset) & (runs.status == "done")]
     labels = list(dict.fromkeys(subset["label"]))
     fig, axes = _grid(len(metrics))
@@ -205,7 +229,10 @@ def separability_by_group_plot(runs, out_dir, dataset: str) -> list[str]:
     for ax, (metric, name) in zip(axes, metrics):
         for i, label in enumerate(labels):
             rows = subset[subset.label == label]
-            values = [rows[f"{metric}.{g}"].mean() if f"{metric}.{g}" in rows else np.nan for g in GROUP_COLOURS]
+            values = [
+                rows[f"{metric}.{g}"].mean() if f"{metric}.{g}" in rows else np.nan
+                for g in GROUP_COLOURS
+            ]
             ax.bar(np.arange(3) + i * width, values, width, label=label)
         ax.set_xticks(np.arange(3) + width * (len(labels) - 1) / 2, list(GROUP_COLOURS))
         ax.set_title(name)

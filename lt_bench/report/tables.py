@@ -71,8 +71,15 @@ class Table:
         ncols = len(self.columns)
         spec = "l" + ("c" * ncols) * len(self.groups) + "c"
         lines = [r"\begin{tabular}{" + spec + "}", r"\toprule"]
-        lines.append(" & " + " & ".join(rf"\multicolumn{{{ncols}}}{{c}}{{{_tex(g)}}}" for g in self.groups) + r" & \\")
-        rules = [rf"\cmidrule(lr){{{2 + i * ncols}-{1 + (i + 1) * ncols}}}" for i in range(len(self.groups))]
+        lines.append(
+            " & "
+            + " & ".join(rf"\multicolumn{{{ncols}}}{{c}}{{{_tex(g)}}}" for g in self.groups)
+            + r" & \\"
+        )
+        rules = [
+            rf"\cmidrule(lr){{{2 + i * ncols}-{1 + (i + 1) * ncols}}}"
+            for i in range(len(self.groups))
+        ]
         lines.append(" ".join(rules))
         headers = [_tex(h) for _ in self.groups for _, h in self.columns]
         lines.append("Method & " + " & ".join(headers) + r" & Seeds \\")
@@ -82,7 +89,9 @@ class Table:
             for group in self.groups:
                 for metric, _ in self.columns:
                     text = self.text(row, group, metric).replace("±", r"$\pm$").replace("–", "--")
-                    cells.append(rf"\textbf{{{text}}}" if row in self.best_rows(group, metric) else text)
+                    cells.append(
+                        rf"\textbf{{{text}}}" if row in self.best_rows(group, metric) else text
+                    )
             cells.append("/".join(str(self.seeds(row, g)) for g in self.groups))
             lines.append(" & ".join(cells) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}"]
@@ -94,8 +103,16 @@ class Table:
             for group in self.groups:
                 for metric, header in self.columns:
                     mean, std, n = self.cell(row, group, metric)
-                    records.append({"method": row, "group": group, "metric": header, "mean": mean * self.scale,
-                                    "std": std * self.scale, "seeds": n})
+                    records.append(
+                        {
+                            "method": row,
+                            "group": group,
+                            "metric": header,
+                            "mean": mean * self.scale,
+                            "std": std * self.scale,
+                            "seeds": n,
+                        }
+                    )
         return pd.DataFrame(records)
 
 
@@ -107,7 +124,11 @@ def _aggregate(done: pd.DataFrame, group_column: str, metrics: list[str]) -> dic
     cells = {}
     for (label, group), runs in done.groupby(["label", group_column], sort=False):
         for metric in metrics:
-            values = pd.to_numeric(runs[metric], errors="coerce").dropna() if metric in runs else pd.Series([], dtype=float)
+            values = (
+                pd.to_numeric(runs[metric], errors="coerce").dropna()
+                if metric in runs
+                else pd.Series([], dtype=float)
+            )
             n = len(values)
             std = float(values.std(ddof=1)) if n > 1 else 0.0
             cells[(label, str(group), metric)] = (float(values.mean()) if n else math.nan, std, n)
@@ -129,17 +150,33 @@ def main_table(runs: pd.DataFrame) -> Table:
     done = runs[runs.status == "done"]
     groups = [str(g) for g in _order(done["dataset"])]
     metrics = list(ACCURACY_COLUMNS)
-    return Table("Top-1 accuracy (%)", _row_order(done), groups, list(ACCURACY_COLUMNS.items()),
-                 _aggregate(done, "dataset", metrics), {(g, m): "max" for g in groups for m in metrics}, scale=100)
+    return Table(
+        "Top-1 accuracy (%)",
+        _row_order(done),
+        groups,
+        list(ACCURACY_COLUMNS.items()),
+        _aggregate(done, "dataset", metrics),
+        {(g, m): "max" for g in groups for m in metrics},
+        scale=100,
+    )
 
 
 def separability_table(runs: pd.DataFrame) -> Table:
     done = runs[runs.status == "done"]
     groups = [str(g) for g in _order(done["dataset"])]
     columns = [(key, header) for key, (header, _) in SEPARABILITY_COLUMNS.items()]
-    best = {(g, key): direction for g in groups for key, (_, direction) in SEPARABILITY_COLUMNS.items()}
-    return Table("Feature separability", _row_order(done), groups, columns,
-                 _aggregate(done, "dataset", list(SEPARABILITY_COLUMNS)), best, digits=3)
+    best = {
+        (g, key): direction for g in groups for key, (_, direction) in SEPARABILITY_COLUMNS.items()
+    }
+    return Table(
+        "Feature separability",
+        _row_order(done),
+        groups,
+        columns,
+        _aggregate(done, "dataset", list(SEPARABILITY_COLUMNS)),
+        best,
+        digits=3,
+    )
 
 
 def ratio_table(runs: pd.DataFrame) -> Table:
@@ -147,9 +184,20 @@ def ratio_table(runs: pd.DataFrame) -> Table:
     done["ratio_label"] = done["split_ratio"].map(lambda r: f"{r:g}")
     datasets = sorted(pd.unique(done["data.name"]))
     done["ratio_group"] = done["data.name"] + " ratio " + done["ratio_label"]
-    groups = [g for d in datasets for g in sorted(pd.unique(done.loc[done["data.name"] == d, "ratio_group"]), key=_ratio_key)]
-    return Table("Top-1 accuracy (%) by imbalance ratio", _row_order(done), groups, [("top1", "All")],
-                 _aggregate(done, "ratio_group", ["top1"]), {(g, "top1"): "max" for g in groups}, scale=100)
+    groups = [
+        g
+        for d in datasets
+        for g in sorted(pd.unique(done.loc[done["data.name"] == d, "ratio_group"]), key=_ratio_key)
+    ]
+    return Table(
+        "Top-1 accuracy (%) by imbalance ratio",
+        _row_order(done),
+        groups,
+        [("top1", "All")],
+        _aggregate(done, "ratio_group", ["top1"]),
+        {(g, "top1"): "max" for g in groups},
+        scale=100,
+    )
 
 
 def _ratio_key(label: str) -> float:
@@ -159,10 +207,10 @@ def _ratio_key(label: str) -> float:
 def _row_order(done: pd.DataFrame) -> list[str]:
     """Baselines first in a fixed order, SAR last, other labels alphabetically in between."""
     order = {"none": 0, "center": 1, "prototype": 2, "etf": 3, "sar": 9}
-    return sorted(pd.unique(done["label"]), key=lambda label: (order.get(label.split(" + ")[0], 5), label))
+    return sorted(
+        pd.unique(done["label"]), key=lambda label: (order.get(label.split(" + ")[0], 5), label)
+    )
 
 
 def incomplete_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs.status != "done"][["run_dir", "label", "dataset", "seed", "status", "error"]]
-
-

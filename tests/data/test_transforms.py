@@ -10,7 +10,11 @@ def reference_crop_flip(images, pad, flip, generator):
     """Per-sample crops and flips drawn from the same random numbers, one image at a time."""
     batch, _, h, w = images.shape
     offsets = torch.randint(0, 2 * pad + 1, (2, batch), generator=generator)
-    mask = torch.rand(batch, generator=generator) < 0.5 if flip else torch.zeros(batch, dtype=torch.bool)
+    mask = (
+        torch.rand(batch, generator=generator) < 0.5
+        if flip
+        else torch.zeros(batch, dtype=torch.bool)
+    )
     padded = F.pad(images, (pad,) * 4)
     out = []
     for i in range(batch):
@@ -34,7 +38,9 @@ def test_no_padding_no_flip_is_identity():
 def test_in_memory_batches_normalise_and_cover_the_order():
     info = DataInfo("x", 2, (1, 2, 2), (0.5,), (0.25,))
     images = torch.full((5, 1, 2, 2), 255, dtype=torch.uint8)
-    batches = InMemoryBatches(TensorImages(images, np.array([0, 1, 0, 1, 0]), info), 2, torch.device("cpu"))
+    batches = InMemoryBatches(
+        TensorImages(images, np.array([0, 1, 0, 1, 0]), info), 2, torch.device("cpu")
+    )
     out = list(batches(torch.tensor([4, 3, 2, 1, 0])))
     assert [len(y) for _, y in out] == [2, 2, 1]
     assert torch.cat([y for _, y in out]).tolist() == [0, 1, 0, 1, 0]

@@ -23,10 +23,16 @@ def test_group_accuracy_is_the_mean_of_per_class_accuracies():
     per_class = per_class_accuracy(preds, labels, 4)
     assert per_class.tolist() == [0.75, 0.5, 0.5, 0.0]
     groups = group_accuracy(per_class, shot_groups(counts))
-    assert groups == {"many": 0.75, "medium": 0.5, "few": 0.25}  # few: (0.5 + 0) / 2, not 1/3 pooled
+    assert groups == {
+        "many": 0.75,
+        "medium": 0.5,
+        "few": 0.25,
+    }  # few: (0.5 + 0) / 2, not 1/3 pooled
     logits = np.eye(4)[preds]
     metrics, _, _ = summarize(logits, labels, counts)
-    assert metrics["top1"] == pytest.approx(5 / 9) and metrics["balanced"] == pytest.approx(1.75 / 4)
+    assert metrics["top1"] == pytest.approx(5 / 9) and metrics["balanced"] == pytest.approx(
+        1.75 / 4
+    )
     assert metrics["top5"] == 1.0 and metrics["grouping"] == "absolute"
 
 
@@ -48,7 +54,9 @@ def test_confusion_matrix_and_posthoc_adjustment():
     assert cm.tolist() == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
     logits = np.array([[1.0, 0.9]])
     counts = [90, 10]
-    assert adjust_logits(logits, counts, 1.0).argmax() == 1  # the tail class wins once the prior is removed
+    assert (
+        adjust_logits(logits, counts, 1.0).argmax() == 1
+    )  # the tail class wins once the prior is removed
     assert np.allclose(adjust_logits(logits, counts, 0.0), logits)
 
 
@@ -63,7 +71,9 @@ def test_eval_cli_recomputes_from_features_and_from_the_checkpoint(tmp_path, cap
     (run_dir / "separability.json").unlink()
     assert main(["eval", str(run_dir), "--posthoc-tau", "1"]) == 0
     after = json.loads((run_dir / "separability.json").read_text())
-    assert after["summary"]["nc1"] == pytest.approx(before["summary"]["nc1"], rel=1e-3)  # float16 features
+    assert after["summary"]["nc1"] == pytest.approx(
+        before["summary"]["nc1"], rel=1e-3
+    )  # float16 features
     assert after["settings"]["knn_memory"] == "test, leave-one-out"
     final = json.loads((run_dir / "final.json").read_text())
     assert final["top1"] == trained["top1"] and final["posthoc"]["tau"] == 1

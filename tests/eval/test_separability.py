@@ -55,7 +55,9 @@ def test_features_on_a_simplex_etf_are_collapsed():
     anchors = 3.0 * simplex_etf(k, d, torch.Generator().manual_seed(0)).double().numpy()
     y = np.repeat(np.arange(k), 30)  # more than k = 20 per class, so a kNN vote can be won
     x = anchors[y]
-    report = separability(x, y, [50, 40, 30, 20, 10], classifier=anchors, centroids=anchors)["summary"]
+    report = separability(x, y, [50, 40, 30, 20, 10], classifier=anchors, centroids=anchors)[
+        "summary"
+    ]
     assert report["nc1"] == pytest.approx(0, abs=1e-9)
     # The anchors are float32: cosines are exact to about 1e-7.
     assert report["nc2_equiangularity"] == pytest.approx(0, abs=1e-6)
@@ -63,7 +65,9 @@ def test_features_on_a_simplex_etf_are_collapsed():
     assert report["nc2_etf_distance"] == pytest.approx(0, abs=1e-6)
     assert report["nc2_equinorm_means"] == pytest.approx(0, abs=1e-6)
     assert report["nc3_self_duality"] == pytest.approx(0, abs=1e-9)
-    assert report["centroid_distance"] == pytest.approx(0, abs=1e-6) and report["centroid_cosine"] == pytest.approx(1)
+    assert report["centroid_distance"] == pytest.approx(0, abs=1e-6) and report[
+        "centroid_cosine"
+    ] == pytest.approx(1)
     assert report["knn_accuracy"] == 1.0 and report["ncm_accuracy"] == 1.0
 
 
@@ -79,7 +83,9 @@ def test_distance_statistics_on_a_hand_example():
     assert s["davies_bouldin"] == pytest.approx(2 / 10)
     table = out["per_class"]
     assert table.intra_distance.tolist() == [1.0, 1.0] and table.group.tolist() == ["many", "few"]
-    assert out["groups"]["many"]["intra_distance"] == 1.0 and np.isnan(out["groups"]["medium"]["intra_distance"])
+    assert out["groups"]["many"]["intra_distance"] == 1.0 and np.isnan(
+        out["groups"]["medium"]["intra_distance"]
+    )
 
 
 def test_knn_leave_one_out_and_with_memory():
@@ -99,4 +105,7 @@ def test_centroid_bias_and_minority_collapse():
     assert out["per_class"].centroid_distance.tolist() == pytest.approx([5.0] * 6)
     assert out["groups"]["few"]["centroid_distance"] == pytest.approx(5.0)
     assert -1 <= out["summary"]["minority_collapse_classifier"] <= 1
-    assert out["settings"]["grouping"] == "absolute" and out["settings"]["knn_memory"] == "test, leave-one-out"
+    assert (
+        out["settings"]["grouping"] == "absolute"
+        and out["settings"]["knn_memory"] == "test, leave-one-out"
+    )

@@ -32,7 +32,10 @@ def test_prototypes_initialise_then_momentum_average_and_pull_like_sar():
     proto = MomentumPrototypes(2, 2, [1, 1], weight=0.5, momentum=0.9)
     f1 = torch.tensor([[1.0, 1.0], [3.0, 1.0]])
     proto(f1, None, torch.tensor([0, 0]), None)
-    assert proto.prototypes.tolist() == [[2.0, 1.0], [0.0, 0.0]] and proto.seen.tolist() == [True, False]
+    assert proto.prototypes.tolist() == [[2.0, 1.0], [0.0, 0.0]] and proto.seen.tolist() == [
+        True,
+        False,
+    ]
     f2 = torch.tensor([[4.0, 1.0], [0.0, 2.0]], requires_grad=True)
     terms = proto(f2, None, torch.tensor([0, 1]), None)
     p0 = [0.9 * 2.0 + 0.1 * 4.0, 1.0]
@@ -75,10 +78,15 @@ def test_etf_pull_is_cosine_distance_and_fixed_classifier():
     network = build_network("small_cnn", 3, in_chans=1)
     etf = ETFAnchors(3, network.num_features, [1, 1, 1], weight=2.0, fixed_classifier=True)
     features = etf.anchors[[0, 1]] * 3.0
-    assert etf(features, None, torch.tensor([0, 1]), None)["etf/pull"].item() == pytest.approx(0.0, abs=1e-6)
+    assert etf(features, None, torch.tensor([0, 1]), None)["etf/pull"].item() == pytest.approx(
+        0.0, abs=1e-6
+    )
     assert etf(-features, None, torch.tensor([0, 1]), None)["etf/pull"].item() == pytest.approx(4.0)
     network.fix_classifier(etf.fixed_classifier())
-    assert torch.equal(network.classifier.weight, etf.anchors) and not network.classifier.weight.requires_grad
+    assert (
+        torch.equal(network.classifier.weight, etf.anchors)
+        and not network.classifier.weight.requires_grad
+    )
 
 
 @pytest.mark.parametrize("method", METHODS.names())
@@ -104,7 +112,9 @@ def test_every_method_and_loss_gives_finite_terms_and_backbone_gradients(method,
 def test_unknown_method_option_is_refused_with_suggestion():
     from lt_bench.errors import UserError
 
-    with pytest.raises(UserError, match="method sar has no option 'tradeoff'; did you mean trade_off"):
+    with pytest.raises(
+        UserError, match="method sar has no option 'tradeoff'; did you mean trade_off"
+    ):
         build_method("sar", 3, 4, [1, 1, 1], tradeoff=0.2)
 
 

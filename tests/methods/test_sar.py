@@ -13,11 +13,19 @@ def test_anchor_weights_filter_and_normalise():
     w = anchor_weights(prob, filter_conf=0.9)
     # p = [0.5, 1, 0.25] -> log p = [-ln2, 0, -2 ln2], sum -3 ln2 -> w = [1/3, 0, 2/3]
     assert w.tolist() == pytest.approx([1 / 3, 0.0, 2 / 3], abs=1e-6)
-    assert anchor_weights(torch.tensor([0.95, 0.99]), 0.9).tolist() == [0.0, 0.0]  # all filtered: no NaN
+    assert anchor_weights(torch.tensor([0.95, 0.99]), 0.9).tolist() == [
+        0.0,
+        0.0,
+    ]  # all filtered: no NaN
 
 
 def make_sar(anchors, **kwargs):
-    sar = SAR(num_classes=anchors.shape[0], feat_dim=anchors.shape[1], class_counts=[1] * anchors.shape[0], **kwargs)
+    sar = SAR(
+        num_classes=anchors.shape[0],
+        feat_dim=anchors.shape[1],
+        class_counts=[1] * anchors.shape[0],
+        **kwargs,
+    )
     state = {"anchors": anchors}
     sar.semantic_anchors = lambda: state["anchors"]  # the projector is tested on its own below
     return sar, state
@@ -49,7 +57,9 @@ def confident_classifier(anchors, scale=10.0):
 
 def test_gate_closed_no_pull_no_ema_update():
     anchors = torch.eye(3)
-    classifier = linear_classifier(torch.tensor([[0, 1.0, 0], [0, 1.0, 0], [0, 0, 1.0]]))  # anchor 0 -> class 1
+    classifier = linear_classifier(
+        torch.tensor([[0, 1.0, 0], [0, 1.0, 0], [0, 0, 1.0]])
+    )  # anchor 0 -> class 1
     sar, _ = make_sar(anchors)
     features = torch.randn(4, 3, requires_grad=True)
     terms = sar(features, None, torch.tensor([0, 1, 2, 0]), classifier)
@@ -118,11 +128,15 @@ def test_projector_matches_official_layout_and_anchors_are_fixed_buffers():
     kinds = [type(m).__name__ for m in sar.projector]
     assert kinds == ["Linear", "BatchNorm1d", "ReLU"] * 3
     assert sar.projector[6].bias is None  # the official 1x1 ConvModule has a norm, hence no bias
-    assert "random_anchors" in dict(sar.named_buffers()) and "ema_anchors" in dict(sar.named_buffers())
+    assert "random_anchors" in dict(sar.named_buffers()) and "ema_anchors" in dict(
+        sar.named_buffers()
+    )
     assert all("anchors" not in name for name, _ in sar.named_parameters())
     again = SAR(num_classes=5, feat_dim=6, class_counts=[1] * 5, seed=3)
     assert torch.equal(sar.random_anchors, again.random_anchors)
-    assert torch.equal(sar.random_anchors, torch.randn(5, 6, generator=torch.Generator().manual_seed(3)))
+    assert torch.equal(
+        sar.random_anchors, torch.randn(5, 6, generator=torch.Generator().manual_seed(3))
+    )
 
 
 def test_gate_statistics_are_logged_per_epoch():
@@ -135,4 +149,3 @@ def test_gate_statistics_are_logged_per_epoch():
     assert stats["sar/gate_rate"] == 0.5 and stats["sar/gate_ever"] is True
     assert stats["sar/anchor_acc"] == pytest.approx(2 / 3)
     assert sar.epoch_stats()["sar/gate_rate"] == 0.0  # reset after reading
-
