@@ -36,6 +36,7 @@ class DataConfig:
     batch_size: int = 128
     eval_batch_size: int = 512
     num_workers: int = 4  # image-folder path only
+    val_per_class: int = 20  # validation images per class left over by the split (no val list)
     options: dict[str, Any] = field(default_factory=dict)  # extra data set arguments
 
 
@@ -68,7 +69,8 @@ class TrainConfig:
     channels_last: bool = True  # NHWC activations (faster with cuDNN and with oneDNN on CPU)
     compile: bool = False
     sync_bn: bool = False  # SyncBatchNorm across DDP processes (CUDA only)
-    eval_every: int = 0  # evaluate on the test set every N epochs (0: only at the end)
+    eval_every: int = 0  # evaluate on the test set every N epochs (0: only at the end); logged, never selected on
+    select: str = "last"  # last | best_val (best balanced accuracy on a validation set, every epoch)
     progress: bool = True  # tqdm bar when stderr is a terminal
 
 

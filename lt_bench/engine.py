@@ -31,6 +31,7 @@ from lt_bench.data import (
     SourceDataset,
     build_dataset,
     long_tail_split,
+    validation_set,
 )
 from lt_bench.data.samplers import epoch_indices
 from lt_bench.data.transforms import make_batches
@@ -163,6 +164,7 @@ def check_config(cfg: DictConfig) -> None:
         (cfg.data.augment, AUGMENTATIONS, "augmentation"),
         (cfg.optim.schedule, ("multistep", "cosine"), "schedule"),
         (cfg.model.classifier, ("auto", "linear", "cosine"), "classifier"),
+        (cfg.train.select, ("last", "best_val"), "model selection (train.select)"),
     ]:
         if value not in allowed:
             raise UserError(f"unknown {what} {value!r}; choose one of: {', '.join(allowed)}")
@@ -384,6 +386,11 @@ def train(
         generator if world == 1 else torch.Generator().manual_seed(cfg.seed + 1000 * rank + 1)
     )
 
+    # Model selection: the last epoch, or the best balanced accuracy on a validation set (never the test set).
+    select_best = cfg.train.select == "best_val"
+    if select_best:
+        val, val_described = validation_set(setup.source, cfg, cfg.data.val_per_class)
+
     # Resume, or start a fresh run directory.
     start_epoch, history = 0, []
     if resume and checkpoint_path.exists():
@@ -457,6 +464,14 @@ def train(
                 _, logits_test, labels_test = predict_all(network, setup.test, setup, cfg)
                 metrics, _, _ = summarize(logits_test, labels_test, train_counts, cfg.data.grouping)
                 row.update({f"test/{k}": v for k, v in metrics.items() if isinstance(v, float)})
+            if select_best:
+                _, val_logits, val_labels = predict_all(network, val, setup, cfg)
+                row["val/balanced"] = balanced_accuracy(val_logits, val_labels, num_classes)
+                best_so_far = max((r["val/balanced"] for r in history), default=-1.0)
+                if row["val/balanced"] > best_so_far and main:  # ties keep the earlier epoch
+                    with atomic.atomic_path(run_dir / "best.pt") as tmp:
+                        torch.save({"epoch": epoch + 1, "network": network.state_dict(),
+                                    "method": method.state_dict()}, tmp)
             history.append(row)
             augment_states = (
                 distributed.gather_objects(augment_generator.get_state()) if world > 1 else None
@@ -487,6 +502,16 @@ def train(
     finally:
         progress.close()
 
+    selection = {"mode": "last", "epoch": cfg.optim.epochs}
+    if select_best:
+        distributed.barrier()  # rank 0 has written best.pt
+        best = torch.load(run_dir / "best.pt", map_location=device, weights_only=True)
+        network.load_state_dict(best["network"])
+        method.load_state_dict(best["method"])
+        best_row = history[best["epoch"] - 1]
+        selection = {"mode": "best_val", "epoch": best["epoch"], "val_balanced": best_row["val/balanced"],
+                     "val": val_described}
+
     # Final evaluation on the balanced test set (each rank predicts a shard, rank 0 gathers);
     # train features serve as kNN and NCM memory.
     arrays = test_arrays(network, method, setup, cfg)
@@ -513,6 +538,7 @@ def train(
         "method_info": method.info(),
         "device": str(device),
         "processes": world,
+        "selection": selection,
         "method_state_in_sync": in_sync,
         "wall_time_s": time.time() - started,
         "versions": environment(),
@@ -520,6 +546,17 @@ def train(
     atomic.write_json(run_dir / "final.json", final)
     distributed.barrier()
     return final
+
+
+def selected_checkpoint(run_dir: Path) -> Path:
+    """The weights a run reports: ``best.pt`` when it selected on validation, else ``checkpoint.pt``."""
+    return run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "checkpoint.pt"
+
+
+def balanced_accuracy(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
+    from lt_bench.eval.accuracy import per_class_accuracy
+
+    return float(np.nanmean(per_class_accuracy(logits.argmax(1), labels, num_classes)))
 
 
 def shard_order(
@@ -629,12 +666,12 @@ def evaluate_run(
     train_f = train_l = None
     class_names: list[str] = []
     if train_features or not features_path.exists():
-        if not (run_dir / "checkpoint.pt").exists():
+        if not selected_checkpoint(run_dir).exists():
             raise UserError(
                 f"{run_dir} has neither features.npz nor checkpoint.pt; retrain the run"
             )
         setup = build(cfg)
-        state = torch.load(run_dir / "checkpoint.pt", map_location=setup.device, weights_only=True)
+        state = torch.load(selected_checkpoint(run_dir), map_location=setup.device, weights_only=True)
         setup.network.load_state_dict(state["network"])
         setup.method.load_state_dict(state["method"])
         arrays = test_arrays(setup.network, setup.method, setup, cfg)

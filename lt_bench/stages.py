@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lt_bench import atomic
 from lt_bench.config import load_config, run_id
+from lt_bench.data import validation_set
 from lt_bench.data.samplers import epoch_indices
 from lt_bench.data.transforms import make_batches
 from lt_bench.errors import UserError
@@ -87,42 +88,6 @@ def tau_normalize(classifier: nn.Linear, tau: float) -> nn.Linear:
         if classifier.bias is not None:
             out.bias.copy_(classifier.bias)
     return out.to(classifier.weight.device)
-
-
-def validation_split(setup, cfg: DictConfig, per_class: int, seed: int = 0):
-    """(images, description) for choosing tau: the data set's val list where it has one, else up to
-    ``per_class`` images per class from those the long-tailed split left over in the train pool."""
-    source = setup.source
-    if "val" in getattr(source, "splits", ()):
-        return source.load("val"), "val split"
-    if not source.balanced:
-        raise UserError(f"{source.info.name} has no val split to choose tau on; use another stage")
-    from lt_bench.data.splits import make_long_tail
-
-    pool = source.load("train")
-    left_over = np.ones(len(pool), dtype=bool)
-    left_over[
-        make_long_tail(
-            pool.labels,
-            cfg.data.ratio,
-            cfg.data.profile,
-            cfg.data.split_seed,
-            cfg.data.max_count,
-            num_classes=source.info.num_classes,
-        )
-    ] = False
-    rng = np.random.default_rng(seed)
-    chosen = []
-    for c in range(source.info.num_classes):
-        chosen.append(rng.permutation(np.flatnonzero(left_over & (pool.labels == c)))[:per_class])
-    chosen = np.sort(np.concatenate(chosen))
-    if len(chosen) == 0:
-        raise UserError(
-            "the long-tailed split left no train image over for validation; use another stage"
-        )
-    return pool.subset(
-        chosen
-    ), f"{len(chosen)} train-pool images left over by the split (never the test set)"
 
 
 def _train_head(
@@ -190,7 +155,7 @@ def retrain(
     parent_dir: str | Path, stage: str, overrides: list[str] | tuple[str, ...] = ()
 ) -> dict:
     """Run ``stage`` on the finished run in ``parent_dir``; return the child's final.json."""
-    from lt_bench.engine import build, environment, predict, test_arrays
+    from lt_bench.engine import build, environment, predict, selected_checkpoint, test_arrays
     from lt_bench.eval.evaluate import evaluate_and_write
 
     if stage not in STAGES:
@@ -201,7 +166,7 @@ def retrain(
         raise UserError(
             f"{parent_dir} is not a finished run (final.json status done); train it first"
         )
-    if not (parent_dir / "checkpoint.pt").exists():
+    if not selected_checkpoint(parent_dir).exists():
         raise UserError(
             f"{parent_dir} has no checkpoint.pt to start the stage from; retrain the parent"
         )
@@ -229,7 +194,7 @@ def retrain(
     started = time.time()
 
     setup = build(cfg)
-    state = torch.load(parent_dir / "checkpoint.pt", map_location=setup.device, weights_only=True)
+    state = torch.load(selected_checkpoint(parent_dir), map_location=setup.device, weights_only=True)
     network = setup.network
     network.load_state_dict(state["network"])
     setup.method.load_state_dict(state["method"])
@@ -257,7 +222,7 @@ def retrain(
     elif stage == "tau_norm":
         if not isinstance(network.classifier, nn.Linear):
             raise UserError("tau_norm needs a linear classifier; this run's classifier is not one")
-        val, described = validation_split(setup, cfg, cfg.stage.val_per_class, cfg.seed)
+        val, described = validation_set(setup.source, cfg, cfg.stage.val_per_class)
         features, _, labels = predict(network, setup.batches(val, cfg), setup.device, setup.amp)
         curve = []
         base = network.classifier

@@ -252,3 +252,24 @@ def test_a_finished_run_is_not_trained_again(tmp_path):
     stamp = (run_directory(cfg) / "checkpoint.pt").stat().st_mtime_ns
     assert train(cfg) == json.loads(json.dumps(first))
     assert (run_directory(cfg) / "checkpoint.pt").stat().st_mtime_ns == stamp
+
+
+def test_best_on_validation_selection_never_uses_the_test_set(tmp_path):
+    cfg = tiny(tmp_path, "optim.epochs=3", "train.select=best_val", "method.name=prototype")
+    final = train(cfg)
+    run_dir = run_directory(cfg)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    curve = [r["val/balanced"] for r in rows]
+    best_epoch = curve.index(max(curve)) + 1
+    selection = final["selection"]
+    assert selection["mode"] == "best_val" and selection["epoch"] == best_epoch
+    assert "left over by the split (never the test set)" in selection["val"]
+    assert torch.load(run_dir / "best.pt", weights_only=True)["epoch"] == best_epoch
+    assert all("test/top1" not in r for r in rows)
+    # eval from the checkpoint reports the selected weights, not the last epoch's.
+    (run_dir / "features.npz").unlink()
+    assert main(["eval", str(run_dir)]) == 0
+    assert json.loads((run_dir / "final.json").read_text())["top1"] == final["top1"]
+    from lt_bench.report.collect import collect
+
+    assert collect(tmp_path).selection.tolist() == ["best_val"]

@@ -40,7 +40,7 @@ def read_run(run_dir: Path, runs_dir: Path) -> dict:
     row["run_id"] = final.get("run_id")
     row["stage"] = final.get("stage")
     row["parent"] = final.get("parent")
-    row["selection"] = "last"
+    row["selection"] = (final.get("selection") or {}).get("mode", "last")
     for key in (*METRICS, "grouping", "wall_time_s", "train_images"):
         row[key] = final.get(key)
     sep_path = run_dir / "separability.json"
