@@ -63,7 +63,7 @@ def _save_both(fig, out_dir, stem: str) -> list[str]:
         path = out_dir / f"{stem}.{suffix}"
         if suffix == "pdf":
             with atomic_path(path) as tmp:
-                fig.savefig(tmp, format="pdf", bbox_inches="tight")
+                fig.savefig(tmp, format="pdf", bbox_inches="tight", metadata={"CreationDate": None})
         else:
             save_figure(fig, path)
     return [f"{stem}.png", f"{stem}.pdf"]
