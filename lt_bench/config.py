@@ -69,8 +69,12 @@ class TrainConfig:
     channels_last: bool = True  # NHWC activations (faster with cuDNN and with oneDNN on CPU)
     compile: bool = False
     sync_bn: bool = False  # SyncBatchNorm across DDP processes (CUDA only)
-    eval_every: int = 0  # evaluate on the test set every N epochs (0: only at the end); logged, never selected on
-    select: str = "last"  # last | best_val (best balanced accuracy on a validation set, every epoch)
+    eval_every: int = (
+        0  # evaluate on the test set every N epochs (0: only at the end); logged, never selected on
+    )
+    select: str = (
+        "last"  # last | best_val (best balanced accuracy on a validation set, every epoch)
+    )
     progress: bool = True  # tqdm bar when stderr is a terminal
 
 

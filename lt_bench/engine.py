@@ -305,11 +305,11 @@ def train(
     check_config(cfg)
     run_dir = run_directory(cfg)
     check_writable(run_dir)
-    if (run_dir / "final.json").exists() and json.loads((run_dir / "final.json").read_text()).get(
-        "status"
-    ) == "done":
+    final_path = run_dir / "final.json"
+    previous = json.loads(final_path.read_text()) if final_path.exists() else {}
+    if previous.get("status") == "done":  # finished already: a sweep's repeat launch is a no-op
         check_same_config(run_dir / "config.yaml", cfg)
-        return json.loads((run_dir / "final.json").read_text())
+        return previous
     checkpoint_path = run_dir / "checkpoint.pt"
     if checkpoint_path.exists() and not resume:
         raise UserError(
@@ -319,13 +319,8 @@ def train(
         check_same_config(run_dir / "config.yaml", cfg)
 
     setup = build(cfg)
-    device, split, network, method, base_loss = (
-        setup.device,
-        setup.split,
-        setup.network,
-        setup.method,
-        setup.base_loss,
-    )
+    device, split, network, method = setup.device, setup.split, setup.network, setup.method
+    base_loss = setup.base_loss
     train_counts, num_classes, amp = split.counts, setup.source.info.num_classes, setup.amp
     world, rank = distributed.world_size(), distributed.rank()
     main = rank == 0  # only rank 0 writes the run directory
@@ -378,10 +373,9 @@ def train(
         shard_order(torch.arange(len(split.train)), cfg.data.batch_size, 0, world)[1]
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.optim, steps_per_epoch))
-    generator = torch.Generator().manual_seed(
-        cfg.seed
-    )  # data order (and augmentation in one process)
-    # Under DDP every rank draws the same order and augments its own shard with its own generator.
+    # The data order (and, in one process, the augmentation). Under DDP every rank draws the same
+    # order and augments its own shard with its own generator.
+    generator = torch.Generator().manual_seed(cfg.seed)
     augment_generator = (
         generator if world == 1 else torch.Generator().manual_seed(cfg.seed + 1000 * rank + 1)
     )
@@ -470,8 +464,14 @@ def train(
                 best_so_far = max((r["val/balanced"] for r in history), default=-1.0)
                 if row["val/balanced"] > best_so_far and main:  # ties keep the earlier epoch
                     with atomic.atomic_path(run_dir / "best.pt") as tmp:
-                        torch.save({"epoch": epoch + 1, "network": network.state_dict(),
-                                    "method": method.state_dict()}, tmp)
+                        torch.save(
+                            {
+                                "epoch": epoch + 1,
+                                "network": network.state_dict(),
+                                "method": method.state_dict(),
+                            },
+                            tmp,
+                        )
             history.append(row)
             augment_states = (
                 distributed.gather_objects(augment_generator.get_state()) if world > 1 else None
@@ -509,8 +509,12 @@ def train(
         network.load_state_dict(best["network"])
         method.load_state_dict(best["method"])
         best_row = history[best["epoch"] - 1]
-        selection = {"mode": "best_val", "epoch": best["epoch"], "val_balanced": best_row["val/balanced"],
-                     "val": val_described}
+        selection = {
+            "mode": "best_val",
+            "epoch": best["epoch"],
+            "val_balanced": best_row["val/balanced"],
+            "val": val_described,
+        }
 
     # Final evaluation on the balanced test set (each rank predicts a shard, rank 0 gathers);
     # train features serve as kNN and NCM memory.
@@ -671,7 +675,9 @@ def evaluate_run(
                 f"{run_dir} has neither features.npz nor checkpoint.pt; retrain the run"
             )
         setup = build(cfg)
-        state = torch.load(selected_checkpoint(run_dir), map_location=setup.device, weights_only=True)
+        state = torch.load(
+            selected_checkpoint(run_dir), map_location=setup.device, weights_only=True
+        )
         setup.network.load_state_dict(state["network"])
         setup.method.load_state_dict(state["method"])
         arrays = test_arrays(setup.network, setup.method, setup, cfg)

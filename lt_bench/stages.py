@@ -194,7 +194,9 @@ def retrain(
     started = time.time()
 
     setup = build(cfg)
-    state = torch.load(selected_checkpoint(parent_dir), map_location=setup.device, weights_only=True)
+    state = torch.load(
+        selected_checkpoint(parent_dir), map_location=setup.device, weights_only=True
+    )
     network = setup.network
     network.load_state_dict(state["network"])
     setup.method.load_state_dict(state["method"])

@@ -123,7 +123,10 @@ def test_retrain_cli_and_errors(parent, capsys):
 
 
 def test_a_child_of_a_short_mnist_lt_run_has_the_full_schema_and_a_report_row(tmp_path):
-    cfg = load_config("experiments/mnist_lt.yaml", [f"out_dir={tmp_path}", "optim.epochs=2", "train.progress=false"])
+    cfg = load_config(
+        "experiments/mnist_lt.yaml",
+        [f"out_dir={tmp_path}", "optim.epochs=2", "train.progress=false"],
+    )
     train(cfg)
     parent = run_directory(cfg)
     final = retrain(parent, "crt", ["stage.epochs=2"])

@@ -112,7 +112,9 @@ def long_tail_split(
     return LongTailSplit(train, sample_lines(pool, indices), manifest)
 
 
-def validation_set(source: SourceDataset, cfg, per_class: int = 20, seed: int = 0) -> tuple[LabelledImages, str]:
+def validation_set(
+    source: SourceDataset, cfg, per_class: int = 20, seed: int = 0
+) -> tuple[LabelledImages, str]:
     """Images for choosing hyperparameters or checkpoints, never the test set: the data set's own
     val list where it has one (ImageNet-LT, Places-LT), else up to ``per_class`` images per class
     from the train pool that the long-tailed split (``cfg.data``) left over (CIFAR-LT, MNIST-LT;
@@ -120,16 +122,32 @@ def validation_set(source: SourceDataset, cfg, per_class: int = 20, seed: int = 
     if "val" in source.splits:
         return source.load("val"), "the data set's val split"
     if not source.balanced:
-        raise UserError(f"{source.info.name} has no val split and no left-over train images to validate on")
+        raise UserError(
+            f"{source.info.name} has no val split and no left-over train images to validate on"
+        )
     pool = source.load("train")
     left_over = np.ones(len(pool), dtype=bool)
     data = cfg.data
-    left_over[make_long_tail(pool.labels, data.ratio, data.profile, data.split_seed, data.max_count,
-                             num_classes=source.info.num_classes)] = False
+    left_over[
+        make_long_tail(
+            pool.labels,
+            data.ratio,
+            data.profile,
+            data.split_seed,
+            data.max_count,
+            num_classes=source.info.num_classes,
+        )
+    ] = False
     rng = np.random.default_rng(seed)
-    chosen = [rng.permutation(np.flatnonzero(left_over & (pool.labels == c)))[:per_class]
-              for c in range(source.info.num_classes)]
+    chosen = [
+        rng.permutation(np.flatnonzero(left_over & (pool.labels == c)))[:per_class]
+        for c in range(source.info.num_classes)
+    ]
     chosen = np.sort(np.concatenate(chosen))
     if len(chosen) == 0:
-        raise UserError("the long-tailed split left no train image over to validate on; lower data.max_count")
-    return pool.subset(chosen), f"{len(chosen)} train-pool images left over by the split (never the test set)"
+        raise UserError(
+            "the long-tailed split left no train image over to validate on; lower data.max_count"
+        )
+    return pool.subset(
+        chosen
+    ), f"{len(chosen)} train-pool images left over by the split (never the test set)"

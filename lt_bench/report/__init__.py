@@ -79,8 +79,10 @@ def write_report(runs_dir: str | Path, out_dir: str | Path, figures: bool = True
         sections.append("## Incomplete or failed runs\n\n" + "\n".join(lines) + "\n")
     modes = runs.loc[runs.status == "done", "selection"].value_counts().to_dict()
     names = {"last": "the last epoch", "best_val": "the best validation epoch"}
-    selection = "Model selection: " + ", ".join(f"{names.get(m, m)} ({n} runs)" for m, n in modes.items()) + (
-        "; never the test set."
+    selection = (
+        "Model selection: "
+        + ", ".join(f"{names.get(m, m)} ({n} runs)" for m, n in modes.items())
+        + ("; never the test set.")
     )
     atomic.write_text(
         out_dir / "report.md",
