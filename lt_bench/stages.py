@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from pathlib import Path
 
@@ -206,7 +205,7 @@ def retrain(
 
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    shutil.copyfile(parent_dir / "split.json", run_dir / "split.json")
+    atomic.write_text(run_dir / "split.json", (parent_dir / "split.json").read_text())
     atomic.write_json(
         run_dir / "final.json",
         {"status": "running", "stage": STAGES[stage], "parent": parent_dir.name},

@@ -2,7 +2,8 @@
 
 The network has no normalisation layer (``small_cnn`` with ``norm: none``): BatchNorm statistics
 are per process unless synchronised, and SyncBatchNorm has no CPU kernel. What remains is float
-summation order, so losses agree to 1e-4 relative and the test accuracy to one test image.
+summation order: per-epoch losses agree to 1e-3 relative, train accuracy to 1% (a prediction
+near a tie can flip) and test accuracy to one test image.
 """
 
 import json
@@ -59,9 +60,12 @@ def _losses(run_dir):
     return [(r["epoch"], r["loss/total"], r["train/acc"]) for r in rows]
 
 
-@pytest.mark.parametrize("method", ["center", "prototype", "sar"])
-def test_two_gloo_processes_match_one(tmp_path, method):
-    overrides = [*CONFIG, f"method.name={method}"]
+@pytest.mark.parametrize(
+    "method, sampler",
+    [("center", "instance"), ("prototype", "square_root"), ("sar", "class_balanced")],
+)
+def test_two_gloo_processes_match_one(tmp_path, method, sampler):
+    overrides = [*CONFIG, f"method.name={method}", f"data.sampler={sampler}"]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -83,7 +87,7 @@ def test_two_gloo_processes_match_one(tmp_path, method):
     for (e1, l1, a1), (e2, l2, a2) in zip(
         _losses(tmp_path / "one" / "run"), _losses(tmp_path / "two" / "run")
     ):
-        assert e1 == e2 and l2 == pytest.approx(l1, rel=1e-4) and a2 == pytest.approx(a1, abs=1e-9)
+        assert e1 == e2 and l2 == pytest.approx(l1, rel=1e-3) and a2 == pytest.approx(a1, abs=0.01)
     for key in ("top1", "many", "medium", "few"):
         assert two[key] == pytest.approx(one[key], abs=1 / 60 + 1e-9), key
     # Only rank 0 wrote: one run directory, one set of files.

@@ -105,6 +105,9 @@ def test_two_epoch_run_writes_the_whole_run_directory(tmp_path):
     assert arrays["features"].dtype == np.float16 and arrays["features"].shape == (40, 128)
     assert arrays["logits"].shape == (40, 4) and arrays["classifier_weight"].shape == (4, 128)
     assert (arrays["logits"].argmax(1) == arrays["labels"]).mean() == pytest.approx(saved["top1"])
+    assert arrays["confusion"].shape == (4, 4) and np.trace(arrays["confusion"]) == round(
+        saved["top1"] * 40
+    )
     state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 2 and "ema_anchors" in state["method"]
 

@@ -1,6 +1,6 @@
 """Evaluate a run's test predictions and features, and write what a run directory holds of it:
-``per_class.csv`` (accuracy and separability per class), ``separability.json`` and
-``features.npz``. Training runs and ``lt-bench eval`` share this."""
+``per_class.csv`` (accuracy and separability per class), ``separability.json`` (with the
+reliability-diagram data) and ``features.npz`` (with the confusion matrix). Training runs and ``lt-bench eval`` share this."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from lt_bench import atomic
-from lt_bench.eval.accuracy import calibration, summarize
+from lt_bench.eval.accuracy import calibration, confusion_matrix, summarize
 from lt_bench.eval.separability import separability
 
 
@@ -83,5 +83,6 @@ def evaluate_and_write(
         ),
     )
     if write_features:
-        save_arrays(run_dir / "features.npz", arrays)
+        confusion = confusion_matrix(logits.argmax(1), labels, num_classes)
+        save_arrays(run_dir / "features.npz", {**arrays, "confusion": confusion.astype(np.int32)})
     return _finite(metrics)
