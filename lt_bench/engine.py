@@ -518,20 +518,12 @@ def train(
 
     # Final evaluation on the balanced test set (each rank predicts a shard, rank 0 gathers);
     # train features serve as kNN and NCM memory.
-    arrays = test_arrays(network, method, setup, cfg)
-    train_features, _, train_labels = predict_all(network, split.train, setup, cfg)
+    evaluated = final_evaluation(run_dir, network, method, setup, cfg)
     in_sync = _method_state_in_sync(method) if world > 1 else True
     if not main:
         distributed.barrier()
         return {"status": "done", "rank": rank}
-    metrics = evaluate_and_write(
-        run_dir,
-        arrays,
-        setup.source.info.class_names,
-        cfg.data.grouping,
-        train_features,
-        train_labels,
-    )
+    metrics, arrays = evaluated
     final = {
         "status": "done",
         "run_id": run_id(cfg),
@@ -550,6 +542,25 @@ def train(
     atomic.write_json(run_dir / "final.json", final)
     distributed.barrier()
     return final
+
+
+def final_evaluation(run_dir: Path, network, method: Regularizer, setup: Setup, cfg: DictConfig):
+    """Evaluate on the balanced test set, with train features as kNN and NCM memory. Every rank
+    predicts a shard; rank 0 writes per_class.csv, separability.json and features.npz and gets
+    (metrics, test arrays); other ranks get None."""
+    arrays = test_arrays(network, method, setup, cfg)
+    train_features, _, train_labels = predict_all(network, setup.split.train, setup, cfg)
+    if not distributed.is_main():
+        return None
+    metrics = evaluate_and_write(
+        run_dir,
+        arrays,
+        setup.source.info.class_names,
+        cfg.data.grouping,
+        train_features,
+        train_labels,
+    )
+    return metrics, arrays
 
 
 def selected_checkpoint(run_dir: Path) -> Path:

@@ -154,8 +154,7 @@ def retrain(
     parent_dir: str | Path, stage: str, overrides: list[str] | tuple[str, ...] = ()
 ) -> dict:
     """Run ``stage`` on the finished run in ``parent_dir``; return the child's final.json."""
-    from lt_bench.engine import build, environment, predict, selected_checkpoint, test_arrays
-    from lt_bench.eval.evaluate import evaluate_and_write
+    from lt_bench.engine import build, environment, final_evaluation, predict, selected_checkpoint
 
     if stage not in STAGES:
         raise UserError(f"unknown stage {stage!r}; choose one of: {', '.join(STAGES)}")
@@ -264,18 +263,7 @@ def retrain(
     }
     with atomic.atomic_path(run_dir / "checkpoint.pt") as tmp:
         torch.save(checkpoint, tmp)
-    arrays = test_arrays(network, setup.method, setup, cfg)
-    train_features, _, train_labels = predict(
-        network, setup.batches(setup.split.train, cfg), setup.device, setup.amp
-    )
-    metrics = evaluate_and_write(
-        run_dir,
-        arrays,
-        setup.source.info.class_names,
-        cfg.data.grouping,
-        train_features,
-        train_labels,
-    )
+    metrics, arrays = final_evaluation(run_dir, network, setup.method, setup, cfg)
     final = {
         "status": "done",
         "run_id": run_id(cfg),
