@@ -71,9 +71,11 @@ def test_split_counts_need_no_cifar_on_disk(capsys, tmp_path):
     assert "10847 training images in 100 classes (max 500, min 5" in out
 
 
-def test_split_of_imagenet_lt_list_keeps_the_list(capsys, tmp_path, fake_imagenet_lt):
+def test_split_of_a_class_subset_without_its_class_count_is_refused(
+    capsys, tmp_path, fake_imagenet_lt
+):
     out_dir = tmp_path / "out"
-    # A subset of the benchmark's classes needs its class count: the CLI reads it from the list via the default.
+    # The fake list holds 4 of ImageNet-LT's 1,000 classes: 996 empty classes are refused, not reported.
     code, _, err = run_cli(
         capsys, "split", "imagenet_lt", "--root", str(fake_imagenet_lt), "--out", str(out_dir)
     )

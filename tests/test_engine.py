@@ -25,6 +25,19 @@ TINY = [
 ]
 
 
+# Every run directory, training run or second stage, holds exactly these files.
+RUN_FILES = [
+    "checkpoint.pt",
+    "config.yaml",
+    "features.npz",
+    "final.json",
+    "metrics.jsonl",
+    "per_class.csv",
+    "separability.json",
+    "split.json",
+]
+
+
 class Crash(Exception):
     """Stands in for a killed process after an epoch's checkpoint."""
 
@@ -46,16 +59,7 @@ def test_two_epoch_run_writes_the_whole_run_directory(tmp_path):
     final = train(cfg)
     run_dir = run_directory(cfg)
     assert run_dir.name == f"synthetic_sar_{run_id(cfg)}"
-    assert sorted(p.name for p in run_dir.iterdir()) == [
-        "checkpoint.pt",
-        "config.yaml",
-        "features.npz",
-        "final.json",
-        "metrics.jsonl",
-        "per_class.csv",
-        "separability.json",
-        "split.json",
-    ]
+    assert sorted(p.name for p in run_dir.iterdir()) == RUN_FILES
     assert load_config(run_dir / "config.yaml").method.name == "sar"
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]

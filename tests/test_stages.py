@@ -11,6 +11,7 @@ from lt_bench.engine import run_directory, train
 from lt_bench.errors import UserError
 from lt_bench.report.collect import collect
 from lt_bench.stages import retrain, tau_normalize
+from tests.test_engine import RUN_FILES
 
 PARENT = [
     "data.name=synthetic",
@@ -23,16 +24,6 @@ PARENT = [
     "optim.lr=0.05",
     "optim.warmup_epochs=0",
     "train.progress=false",
-]
-SCHEMA = [
-    "checkpoint.pt",
-    "config.yaml",
-    "features.npz",
-    "final.json",
-    "metrics.jsonl",
-    "per_class.csv",
-    "separability.json",
-    "split.json",
 ]
 
 
@@ -52,7 +43,7 @@ def backbone_state(path):
 def test_each_stage_writes_a_child_run_and_keeps_the_backbone_bit_identical(parent, stage):
     final = retrain(parent, stage, ["stage.epochs=2"] if stage in ("crt", "lws") else [])
     child = parent.parent / f"{parent.name}__{stage}"
-    assert sorted(p.name for p in child.iterdir()) == SCHEMA
+    assert sorted(p.name for p in child.iterdir()) == RUN_FILES
     assert final["status"] == "done" and final["parent"] == parent.name and final["stage"]
     before, after = (
         backbone_state(parent / "checkpoint.pt"),
@@ -131,7 +122,7 @@ def test_a_child_of_a_short_mnist_lt_run_has_the_full_schema_and_a_report_row(tm
     parent = run_directory(cfg)
     final = retrain(parent, "crt", ["stage.epochs=2"])
     child = parent.parent / f"{parent.name}__crt"
-    assert sorted(p.name for p in child.iterdir()) == SCHEMA and final["stage"] == "cRT"
+    assert sorted(p.name for p in child.iterdir()) == RUN_FILES and final["stage"] == "cRT"
     sep = json.loads((child / "separability.json").read_text())
     assert {"nc1", "knn_accuracy"} <= set(sep["summary"]) and final["test_images"] == 1000
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "report"), "--no-figures"]) == 0
