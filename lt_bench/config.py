@@ -6,9 +6,9 @@ a keyword argument of that entry, checked against its signature.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
-import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +19,19 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lt_bench.errors import UserError
+from lt_bench.options import at_least, between, check_options, greater_than, one_of, option_ranges
 
 
+@option_ranges(
+    ratio=at_least(1),
+    split_seed=at_least(0),
+    max_count=at_least(1),
+    pad=at_least(0),
+    batch_size=at_least(1),
+    eval_batch_size=at_least(1),
+    num_workers=at_least(0),
+    val_per_class=at_least(1),
+)
 @dataclass
 class DataConfig:
     name: str = "mnist_lt"
@@ -49,6 +60,15 @@ class ModelConfig:
     options: dict[str, Any] = field(default_factory=dict)  # extra timm.create_model arguments
 
 
+@option_ranges(
+    epochs=at_least(1),
+    lr=greater_than(0),
+    momentum=between(0, 1, high_open=True),
+    weight_decay=at_least(0),
+    milestones=at_least(1),
+    gamma=greater_than(0),
+    warmup_epochs=at_least(0),
+)
 @dataclass
 class OptimConfig:
     epochs: int = 200
@@ -62,10 +82,13 @@ class OptimConfig:
     warmup_epochs: int = 5  # linear warm-up, per step
 
 
+@option_ranges(amp=one_of("auto", True, False), eval_every=at_least(0))
 @dataclass
 class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
+    amp: Any = (
+        "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | true (bf16 on any device) | false
+    )
     channels_last: bool = True  # NHWC activations (faster with cuDNN and with oneDNN on CPU)
     compile: bool = False
     sync_bn: bool = False  # SyncBatchNorm across DDP processes (CUDA only)
@@ -78,6 +101,7 @@ class TrainConfig:
     progress: bool = True  # tqdm bar when stderr is a terminal
 
 
+@option_ranges(seed=at_least(0))
 @dataclass
 class Config:
     seed: int = 0
@@ -215,21 +239,26 @@ def run_id(cfg: DictConfig) -> str:
     return hashlib.sha1(json.dumps(identity(cfg), sort_keys=True).encode()).hexdigest()[:10]
 
 
-def call_with_checked_kwargs(factory, what: str, *args, **kwargs):
-    """Call ``factory(*args, **kwargs)``, refusing keyword arguments it does not take."""
-    params = inspect.signature(factory).parameters
-    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    if not accepts_any:
-        names = [
-            n for n, p in params.items() if p.kind is p.KEYWORD_ONLY or p.default is not p.empty
-        ]
-        for key in kwargs:
-            if key not in params:
-                close = difflib.get_close_matches(key, names, n=1)
-                hint = (
-                    f"did you mean {close[0]}?"
-                    if close
-                    else f"it takes: {', '.join(names) or 'nothing'}"
-                )
-                raise UserError(f"{what} has no option {key!r}; {hint}")
-    return factory(*args, **kwargs)
+SECTIONS = {
+    "": Config,
+    "data.": DataConfig,
+    "model.": ModelConfig,
+    "optim.": OptimConfig,
+    "train.": TrainConfig,
+}
+
+
+def check_values(cfg: DictConfig) -> None:
+    """Every schema value within its declared range (``option_ranges`` on each dataclass), and the
+    ranges that depend on another key; one-line UserError naming the key, the value and the range."""
+    values = to_dict(cfg)
+    for prefix, schema in SECTIONS.items():
+        section = values[prefix.rstrip(".")] if prefix else values
+        fields = {f.name for f in dataclasses.fields(schema)}
+        check_options(schema, {k: v for k, v in section.items() if k in fields}, prefix)
+    optim = values["optim"]
+    if optim["warmup_epochs"] > optim["epochs"]:
+        raise UserError(
+            f"optim.warmup_epochs={optim['warmup_epochs']} is out of range; allowed: "
+            f"<= optim.epochs ({optim['epochs']}); lower optim.warmup_epochs or raise optim.epochs"
+        )

@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lt_bench import atomic, distributed
-from lt_bench.config import flatten, run_id, to_dict
+from lt_bench.config import check_values, flatten, run_id, to_dict
 from lt_bench.data import (
     LabelledImages,
     LongTailSplit,
@@ -38,9 +38,17 @@ from lt_bench.data.transforms import make_batches
 from lt_bench.errors import UserError
 from lt_bench.eval.accuracy import summarize
 from lt_bench.eval.evaluate import evaluate_and_write
-from lt_bench.losses import BaseLoss, Reweighting, build_loss
+from lt_bench.failpoints import failpoint
+from lt_bench.losses import (
+    BaseLoss,
+    Reweighting,
+    build_loss,
+    check_loss_options,
+    split_loss_options,
+)
 from lt_bench.methods import Regularizer, build_method
 from lt_bench.models import Network, build_network
+from lt_bench.options import check_options
 
 
 class NonFiniteLoss(UserError):
@@ -144,7 +152,8 @@ def environment() -> dict:
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Refuse unknown names before any data is loaded (one-line errors with the fix)."""
+    """Refuse unknown names and out-of-range values before any data is loaded or anything is
+    written (one-line errors with the fix). The ranges are declared beside each option."""
     from lt_bench.data import DATASETS
     from lt_bench.data.samplers import SAMPLERS
     from lt_bench.data.splits import check_profile
@@ -157,8 +166,13 @@ def check_config(cfg: DictConfig) -> None:
     METHODS.get(cfg.method.name)
     LOSSES.get(cfg.loss.name)
     check_model_name(cfg.model.name)
+    check_values(cfg)
     check_profile(cfg.data.ratio, cfg.data.profile)
-    Reweighting(cfg.loss.get("reweight", "none"), [1])
+    method_options = {k: v for k, v in to_dict(cfg.method).items() if k != "name"}
+    check_options(
+        METHODS.get(cfg.method.name), method_options, "method.", f"method {cfg.method.name}"
+    )
+    check_loss_options(to_dict(cfg.loss))
     for value, allowed, what in [
         (cfg.data.sampler, SAMPLERS, "sampler"),
         (cfg.data.augment, AUGMENTATIONS, "augmentation"),
@@ -168,8 +182,6 @@ def check_config(cfg: DictConfig) -> None:
     ]:
         if value not in allowed:
             raise UserError(f"unknown {what} {value!r}; choose one of: {', '.join(allowed)}")
-    if cfg.optim.epochs < 1 or cfg.data.batch_size < 1:
-        raise UserError("optim.epochs and data.batch_size must be >= 1")
 
 
 @dataclass
@@ -183,7 +195,11 @@ class Setup:
     network: Network
     method: Regularizer
     base_loss: BaseLoss
-    amp: bool
+    amp: bool  # bf16 autocast
+
+    @property
+    def precision(self) -> str:
+        return "bf16" if self.amp else "fp32"
 
     def batches(self, data: LabelledImages, cfg: DictConfig):
         """Evaluation batches (no augmentation) of ``data``."""
@@ -216,11 +232,7 @@ def build(cfg: DictConfig) -> Setup:
 
     torch.manual_seed(cfg.seed)
     method_args = {k: v for k, v in to_dict(cfg.method).items() if k != "name"}
-    loss_args = {
-        k: v
-        for k, v in to_dict(cfg.loss).items()
-        if k not in ("name", "reweight", "cb_beta", "drw_epoch")
-    }
+    loss_args, _ = split_loss_options(to_dict(cfg.loss))
     base_loss = build_loss(cfg.loss.name, split.counts, **loss_args).to(device)
     classifier = base_loss.classifier if cfg.model.classifier == "auto" else cfg.model.classifier
     network = build_network(
@@ -239,7 +251,7 @@ def build(cfg: DictConfig) -> Setup:
         network.fix_classifier(method.fixed_classifier())
     if cfg.train.channels_last:  # faster convolutions with cuDNN, and with oneDNN on CPU
         network = network.to(memory_format=torch.channels_last)
-    amp = cfg.train.amp and device.type == "cuda"
+    amp = cfg.train.amp is True or (cfg.train.amp == "auto" and device.type == "cuda")
     return Setup(device, source, split, test, network, method, base_loss, amp)
 
 
@@ -302,34 +314,181 @@ def train(
 ) -> dict:
     """Train one run and write its directory; return the final metrics (``final.json``)."""
     started = time.time()
-    check_config(cfg)
     run_dir = run_directory(cfg)
+    finished = check_before_start(cfg, run_dir, resume)
+    if finished is not None:  # done already: a sweep's repeat launch is a no-op
+        return finished
+
+    # Set-up: data, network, method, base loss, then what the loop steps. Nothing is written yet.
+    setup = build(cfg)
+    network, method, base_loss, device = setup.network, setup.method, setup.base_loss, setup.device
+    loop = build_loop(cfg, setup)
+    main = distributed.rank() == 0  # only rank 0 writes the run directory
+    select_best = cfg.train.select == "best_val"  # else the last epoch; never the test set
+    if select_best:
+        val, val_described = validation_set(setup.source, cfg, cfg.data.val_per_class)
+
+    start_epoch, history = resume_from_checkpoint(run_dir, setup, loop) if resume else (0, [])
+    if main:
+        open_run_directory(run_dir, cfg, setup, fresh=start_epoch == 0)
+
+    check_every = 1 if device.type == "cpu" else 25  # finiteness checks sync the GPU
+    progress = _progress(cfg, start_epoch, enabled=main)
+    try:
+        for epoch in range(start_epoch, cfg.optim.epochs):
+            network.train()
+            method.train()
+            class_weight = loop.reweight(epoch)
+            class_weight = class_weight.to(device) if class_weight is not None else None
+            sums: dict[str, torch.Tensor] = {}
+            correct, seen = torch.zeros((), device=device), torch.zeros((), device=device)
+            epoch_start = time.time()
+            for step, (x, y) in enumerate(loop.epoch_batches(epoch)):
+                failpoint("train_step", epoch=epoch + 1, step=step + 1)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=setup.amp):
+                    features, logits = loop.forward(x)
+                    terms = {"loss/base": base_loss(logits.float(), y, class_weight)}
+                    terms.update(method(features.float(), logits, y, network.classifier))
+                total = sum(terms.values())
+                loop.optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                distributed.average_gradients(method.parameters())  # DDP averages the network's
+                loop.optimizer.step()
+                loop.scheduler.step()
+
+                for name, value in terms.items():
+                    sums[name] = sums.get(name, 0) + value.detach().float() * len(y)
+                correct += (logits.detach().argmax(1) == y).sum()
+                seen += len(y)
+                if (step + 1) % check_every == 0 or step + 1 == loop.steps_per_epoch:
+                    _check_finite(sums, epoch, step, check_every)
+
+            row = epoch_row(epoch, sums, correct, seen, time.time() - epoch_start, loop, method)
+            last = epoch + 1 == cfg.optim.epochs
+            if cfg.train.eval_every and (epoch + 1) % cfg.train.eval_every == 0 and not last:
+                _, logits_test, labels_test = predict_all(network, setup.test, setup, cfg)
+                metrics, _, _ = summarize(
+                    logits_test, labels_test, setup.split.counts, cfg.data.grouping
+                )
+                row.update({f"test/{k}": v for k, v in metrics.items() if isinstance(v, float)})
+            if select_best:
+                _, val_logits, val_labels = predict_all(network, val, setup, cfg)
+                row["val/balanced"] = balanced_accuracy(val_logits, val_labels, loop.num_classes)
+                if main and row["val/balanced"] > max(
+                    (r["val/balanced"] for r in history), default=-1.0
+                ):  # ties keep the earlier epoch
+                    save_weights(run_dir / "best.pt", epoch + 1, network, method)
+            history.append(row)
+            save_epoch(run_dir, epoch + 1, history, setup, loop)
+            progress.update(1)
+            progress.set_postfix(loss=f"{row['loss/total']:.3f}", acc=f"{row['train/acc']:.3f}")
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, row)
+    except NonFiniteLoss as err:
+        if main:
+            record = {"status": "failed", "error": str(err), "run_id": run_id(cfg)}
+            atomic.write_json(run_dir / "final.json", record)
+        raise
+    finally:
+        progress.close()
+
+    selection = {"mode": "last", "epoch": cfg.optim.epochs}
+    if select_best:
+        selection = load_best(run_dir, setup, history, val_described)
+
+    # Final evaluation on the balanced test set (each rank predicts a shard, rank 0 gathers);
+    # train features serve as kNN and NCM memory.
+    evaluated = final_evaluation(run_dir, network, method, setup, cfg)
+    in_sync = _method_state_in_sync(method) if distributed.world_size() > 1 else True
+    if not main:
+        distributed.barrier()
+        return {"status": "done", "rank": distributed.rank()}
+    metrics, arrays = evaluated
+    final = {
+        "status": "done",
+        "run_id": run_id(cfg),
+        **metrics,
+        "epochs": cfg.optim.epochs,
+        "train_images": int(len(setup.split.train)),
+        "test_images": int(len(arrays["labels"])),
+        "method_info": method.info(),
+        "device": str(device),
+        "precision": setup.precision,
+        "compiled": bool(cfg.train.compile),
+        "processes": distributed.world_size(),
+        "selection": selection,
+        "method_state_in_sync": in_sync,
+        "wall_time_s": time.time() - started,
+        "versions": environment(),
+    }
+    atomic.write_json(run_dir / "final.json", final)
+    distributed.barrier()
+    return final
+
+
+# ----------------------------------------------------------------------------- the loop's helpers
+
+
+@dataclass
+class Loop:
+    """What the loop steps with, identical for every method: the forward (DDP-wrapped and
+    compiled as asked), optimizer, schedule, class re-weighting, and the generators that fix the
+    data order and the augmentation."""
+
+    forward: Callable
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    reweight: Reweighting
+    batches: Callable
+    steps_per_epoch: int
+    generator: torch.Generator
+    augment_generator: torch.Generator
+    labels: np.ndarray
+    num_classes: int
+    batch_size: int
+    sampler: str
+
+    def epoch_batches(self, epoch: int):
+        """This rank's batches of one epoch, in the order the generator draws."""
+        world, rank = distributed.world_size(), distributed.rank()
+        order = epoch_indices(self.labels, self.sampler, self.generator, self.num_classes)
+        order, _ = shard_order(order, self.batch_size, rank, world)
+        return self.batches(order, self.augment_generator)
+
+
+def check_before_start(cfg: DictConfig, run_dir: Path, resume: bool) -> dict | None:
+    """Every check that needs no data: names and values of the config, the output folder, an
+    existing run's state. Returns the saved final metrics if the run is done already."""
+    check_config(cfg)
     check_writable(run_dir)
     final_path = run_dir / "final.json"
     previous = json.loads(final_path.read_text()) if final_path.exists() else {}
-    if previous.get("status") == "done":  # finished already: a sweep's repeat launch is a no-op
+    if previous.get("status") == "done":
         check_same_config(run_dir / "config.yaml", cfg)
         return previous
-    checkpoint_path = run_dir / "checkpoint.pt"
-    if checkpoint_path.exists() and not resume:
+    if (run_dir / "checkpoint.pt").exists() and not resume:
         raise UserError(
             f"{run_dir} already has a checkpoint; pass --resume to continue it, or set name=... for a new run"
         )
     if resume and (run_dir / "config.yaml").exists():
         check_same_config(run_dir / "config.yaml", cfg)
+    return None
 
-    setup = build(cfg)
-    device, split, network, method = setup.device, setup.split, setup.network, setup.method
-    base_loss = setup.base_loss
-    train_counts, num_classes, amp = split.counts, setup.source.info.num_classes, setup.amp
-    world, rank = distributed.world_size(), distributed.rank()
-    main = rank == 0  # only rank 0 writes the run directory
+
+def build_loop(cfg: DictConfig, setup: Setup) -> Loop:
+    """Batches, re-weighting, the DDP / compiled forward, optimizer and schedule, generators."""
+    world, rank, device, network = (
+        distributed.world_size(),
+        distributed.rank(),
+        setup.device,
+        setup.network,
+    )
     if cfg.data.batch_size % world:
         raise UserError(
             f"data.batch_size {cfg.data.batch_size} does not split over {world} processes; use a multiple"
         )
-    train_batches = make_batches(
-        split.train,
+    batches = make_batches(
+        setup.split.train,
         cfg.data.batch_size // world,
         device,
         cfg.data.augment,
@@ -337,12 +496,8 @@ def train(
         cfg.data.num_workers,
         cfg.train.channels_last,
     )
-    reweight = Reweighting(
-        cfg.loss.get("reweight", "none"),
-        train_counts,
-        cfg.loss.get("cb_beta", 0.9999),
-        cfg.loss.get("drw_epoch", 160),
-    )
+    _, reweight_options = split_loss_options(to_dict(cfg.loss))
+    reweight = Reweighting(setup.split.counts, **reweight_options)
     forward = network
     if world > 1:
         if cfg.train.sync_bn:
@@ -361,7 +516,7 @@ def train(
     param_groups = [
         {"params": [p for p in network.parameters() if p.requires_grad], "name": "network"}
     ]
-    param_groups += method.param_groups()
+    param_groups += setup.method.param_groups()
     optimizer = torch.optim.SGD(
         param_groups,
         lr=cfg.optim.lr,
@@ -370,7 +525,7 @@ def train(
         weight_decay=cfg.optim.weight_decay,
     )
     steps_per_epoch = len(
-        shard_order(torch.arange(len(split.train)), cfg.data.batch_size, 0, world)[1]
+        shard_order(torch.arange(len(setup.split.train)), cfg.data.batch_size, 0, world)[1]
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.optim, steps_per_epoch))
     # The data order (and, in one process, the augmentation). Under DDP every rank draws the same
@@ -379,169 +534,116 @@ def train(
     augment_generator = (
         generator if world == 1 else torch.Generator().manual_seed(cfg.seed + 1000 * rank + 1)
     )
+    return Loop(
+        forward,
+        optimizer,
+        scheduler,
+        reweight,
+        batches,
+        steps_per_epoch,
+        generator,
+        augment_generator,
+        setup.split.train.labels,
+        setup.source.info.num_classes,
+        cfg.data.batch_size,
+        cfg.data.sampler,
+    )
 
-    # Model selection: the last epoch, or the best balanced accuracy on a validation set (never the test set).
-    select_best = cfg.train.select == "best_val"
-    if select_best:
-        val, val_described = validation_set(setup.source, cfg, cfg.data.val_per_class)
 
-    # Resume, or start a fresh run directory.
-    start_epoch, history = 0, []
-    if resume and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        network.load_state_dict(state["network"])
-        method.load_state_dict(state["method"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        if world > 1:
-            augment_generator.set_state(state["augment_generators"][rank])
-        start_epoch = state["epoch"]
-        history = [
-            row for row in _read_jsonl(run_dir / "metrics.jsonl") if row["epoch"] <= start_epoch
-        ]
-    elif main:
+def resume_from_checkpoint(run_dir: Path, setup: Setup, loop: Loop) -> tuple[int, list[dict]]:
+    """Restore weights, method state, optimizer, schedule and generators from ``checkpoint.pt``;
+    return the epoch to start from and the metrics rows of the epochs already done. A run killed
+    before its first checkpoint starts again from epoch 0."""
+    checkpoint_path = run_dir / "checkpoint.pt"
+    if distributed.is_main():  # a kill during a write leaves only a temporary file behind
+        for stale in run_dir.glob(".*.tmp"):
+            stale.unlink()
+    if not checkpoint_path.exists():
+        return 0, []
+    state = torch.load(checkpoint_path, map_location=setup.device, weights_only=True)
+    setup.network.load_state_dict(state["network"])
+    setup.method.load_state_dict(state["method"])
+    loop.optimizer.load_state_dict(state["optimizer"])
+    loop.scheduler.load_state_dict(state["scheduler"])
+    loop.generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    if distributed.world_size() > 1:
+        loop.augment_generator.set_state(state["augment_generators"][distributed.rank()])
+    start_epoch = state["epoch"]
+    rows = _read_jsonl(run_dir / "metrics.jsonl")
+    return start_epoch, [row for row in rows if row["epoch"] <= start_epoch]
+
+
+def open_run_directory(run_dir: Path, cfg: DictConfig, setup: Setup, fresh: bool) -> None:
+    """A fresh run writes its folder, resolved config and split; every run then says it is running."""
+    if fresh:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-        atomic.write_json(run_dir / "split.json", split.manifest)
-    if main:
-        atomic.write_json(run_dir / "final.json", {"status": "running", "run_id": run_id(cfg)})
+        atomic.write_json(run_dir / "split.json", setup.split.manifest)
+    atomic.write_json(run_dir / "final.json", {"status": "running", "run_id": run_id(cfg)})
 
-    check_every = (
-        1 if device.type == "cpu" else 25
-    )  # finiteness checks sync the GPU: not every step there
-    progress = _progress(cfg, start_epoch, enabled=main)
-    try:
-        for epoch in range(start_epoch, cfg.optim.epochs):
-            network.train()
-            method.train()
-            class_weight = reweight(epoch)
-            class_weight = class_weight.to(device) if class_weight is not None else None
-            order = epoch_indices(split.train.labels, cfg.data.sampler, generator, num_classes)
-            order, _ = shard_order(order, cfg.data.batch_size, rank, world)
-            sums: dict[str, torch.Tensor] = {}
-            correct = torch.zeros((), device=device)
-            epoch_start, seen = time.time(), torch.zeros((), device=device)
-            for step, (x, y) in enumerate(train_batches(order, augment_generator)):
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    features, logits = forward(x)
-                    terms = {"loss/base": base_loss(logits.float(), y, class_weight)}
-                    terms.update(method(features.float(), logits, y, network.classifier))
-                total = sum(terms.values())
-                optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                distributed.average_gradients(
-                    method.parameters()
-                )  # the network's are averaged by DDP
-                optimizer.step()
-                scheduler.step()
 
-                for name, value in terms.items():
-                    sums[name] = sums.get(name, 0) + value.detach().float() * len(y)
-                correct += (logits.detach().argmax(1) == y).sum()
-                seen += len(y)
-                if (step + 1) % check_every == 0 or step + 1 == steps_per_epoch:
-                    _check_finite(sums, epoch, step, check_every)
-            for value in (*sums.values(), correct, seen):
-                distributed.all_reduce_sum(value)
-            seen = float(seen)
-            row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
-            row.update({name: float(value) / seen for name, value in sums.items()})
-            row["loss/total"] = sum(v for k, v in row.items() if "/" in k and k != "loss/total")
-            row["train/acc"] = float(correct) / seen
-            row["time_s"] = time.time() - epoch_start
-            row["images_per_s"] = seen / row["time_s"]
-            row.update(method.epoch_stats())
-            last = epoch + 1 == cfg.optim.epochs
-            if cfg.train.eval_every and (epoch + 1) % cfg.train.eval_every == 0 and not last:
-                _, logits_test, labels_test = predict_all(network, setup.test, setup, cfg)
-                metrics, _, _ = summarize(logits_test, labels_test, train_counts, cfg.data.grouping)
-                row.update({f"test/{k}": v for k, v in metrics.items() if isinstance(v, float)})
-            if select_best:
-                _, val_logits, val_labels = predict_all(network, val, setup, cfg)
-                row["val/balanced"] = balanced_accuracy(val_logits, val_labels, num_classes)
-                best_so_far = max((r["val/balanced"] for r in history), default=-1.0)
-                if row["val/balanced"] > best_so_far and main:  # ties keep the earlier epoch
-                    with atomic.atomic_path(run_dir / "best.pt") as tmp:
-                        torch.save(
-                            {
-                                "epoch": epoch + 1,
-                                "network": network.state_dict(),
-                                "method": method.state_dict(),
-                            },
-                            tmp,
-                        )
-            history.append(row)
-            augment_states = (
-                distributed.gather_objects(augment_generator.get_state()) if world > 1 else None
-            )
-            if main:
-                _write_jsonl(run_dir / "metrics.jsonl", history)
-                _save_checkpoint(
-                    checkpoint_path,
-                    epoch + 1,
-                    network,
-                    method,
-                    optimizer,
-                    scheduler,
-                    generator,
-                    augment_states,
-                )
-            progress.update(1)
-            progress.set_postfix(loss=f"{row['loss/total']:.3f}", acc=f"{row['train/acc']:.3f}")
-            if on_epoch_end is not None:
-                on_epoch_end(epoch + 1, row)
-    except NonFiniteLoss as err:
-        if main:
-            atomic.write_json(
-                run_dir / "final.json",
-                {"status": "failed", "error": str(err), "run_id": run_id(cfg)},
-            )
-        raise
-    finally:
-        progress.close()
+def epoch_row(epoch, sums, correct, seen, seconds, loop: Loop, method: Regularizer) -> dict:
+    """One line of ``metrics.jsonl``: each loss term's mean over the epoch's images (summed over
+    processes), the total, lr, train accuracy, throughput and the method's diagnostics."""
+    for value in (*sums.values(), correct, seen):
+        distributed.all_reduce_sum(value)
+    seen = float(seen)
+    row = {"epoch": epoch + 1, "lr": loop.optimizer.param_groups[0]["lr"]}
+    row.update({name: float(value) / seen for name, value in sums.items()})
+    row["loss/total"] = sum(v for k, v in row.items() if "/" in k and k != "loss/total")
+    row["train/acc"] = float(correct) / seen
+    row["time_s"] = seconds
+    row["images_per_s"] = seen / seconds
+    row.update(method.epoch_stats())
+    return row
 
-    selection = {"mode": "last", "epoch": cfg.optim.epochs}
-    if select_best:
-        distributed.barrier()  # rank 0 has written best.pt
-        best = torch.load(run_dir / "best.pt", map_location=device, weights_only=True)
-        network.load_state_dict(best["network"])
-        method.load_state_dict(best["method"])
-        best_row = history[best["epoch"] - 1]
-        selection = {
-            "mode": "best_val",
-            "epoch": best["epoch"],
-            "val_balanced": best_row["val/balanced"],
-            "val": val_described,
-        }
 
-    # Final evaluation on the balanced test set (each rank predicts a shard, rank 0 gathers);
-    # train features serve as kNN and NCM memory.
-    evaluated = final_evaluation(run_dir, network, method, setup, cfg)
-    in_sync = _method_state_in_sync(method) if world > 1 else True
-    if not main:
-        distributed.barrier()
-        return {"status": "done", "rank": rank}
-    metrics, arrays = evaluated
-    final = {
-        "status": "done",
-        "run_id": run_id(cfg),
-        **metrics,
-        "epochs": cfg.optim.epochs,
-        "train_images": int(len(split.train)),
-        "test_images": int(len(arrays["labels"])),
-        "method_info": method.info(),
-        "device": str(device),
-        "processes": world,
-        "selection": selection,
-        "method_state_in_sync": in_sync,
-        "wall_time_s": time.time() - started,
-        "versions": environment(),
+def save_weights(path: Path, epoch: int, network, method: Regularizer) -> None:
+    """Network and method weights of one epoch (``best.pt``), written atomically."""
+    state = {"epoch": epoch, "network": network.state_dict(), "method": method.state_dict()}
+    with atomic.atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def save_epoch(run_dir: Path, epoch: int, history: list[dict], setup: Setup, loop: Loop) -> None:
+    """``metrics.jsonl`` then ``checkpoint.pt`` (rank 0), each written atomically: a kill at any
+    point leaves the previous or the new checkpoint, never a torn one."""
+    world = distributed.world_size()
+    augment_states = (
+        distributed.gather_objects(loop.augment_generator.get_state()) if world > 1 else None
+    )
+    if not distributed.is_main():
+        return
+    _write_jsonl(run_dir / "metrics.jsonl", history)
+    state = {
+        "epoch": epoch,
+        "network": setup.network.state_dict(),
+        "method": setup.method.state_dict(),
+        "optimizer": loop.optimizer.state_dict(),
+        "scheduler": loop.scheduler.state_dict(),
+        "generator": loop.generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
     }
-    atomic.write_json(run_dir / "final.json", final)
+    if augment_states is not None:
+        state["augment_generators"] = augment_states
+    with atomic.atomic_path(run_dir / "checkpoint.pt") as tmp:
+        torch.save(state, tmp)
+        failpoint("checkpoint_write", epoch=epoch)
+
+
+def load_best(run_dir: Path, setup: Setup, history: list[dict], val_described: dict) -> dict:
+    """Load ``best.pt`` (written by rank 0) into the network and method; return the selection record."""
     distributed.barrier()
-    return final
+    best = torch.load(run_dir / "best.pt", map_location=setup.device, weights_only=True)
+    setup.network.load_state_dict(best["network"])
+    setup.method.load_state_dict(best["method"])
+    return {
+        "mode": "best_val",
+        "epoch": best["epoch"],
+        "val_balanced": history[best["epoch"] - 1]["val/balanced"],
+        "val": val_described,
+    }
 
 
 def final_evaluation(run_dir: Path, network, method: Regularizer, setup: Setup, cfg: DictConfig):
@@ -560,6 +662,7 @@ def final_evaluation(run_dir: Path, network, method: Regularizer, setup: Setup, 
         train_features,
         train_labels,
     )
+    failpoint("final_evaluation")
     return metrics, arrays
 
 
@@ -626,24 +729,6 @@ def _check_finite(sums: dict[str, torch.Tensor], epoch: int, step: int, window: 
                 f"loss term {name!r} became non-finite at epoch {epoch + 1}, {where}; "
                 "lower optim.lr or the term's weight"
             )
-
-
-def _save_checkpoint(
-    path, epoch, network, method, optimizer, scheduler, generator, augment_states=None
-) -> None:
-    state = {
-        "epoch": epoch,
-        "network": network.state_dict(),
-        "method": method.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "generator": generator.get_state(),
-        "torch_rng": torch.get_rng_state(),
-    }
-    if augment_states is not None:
-        state["augment_generators"] = augment_states
-    with atomic.atomic_path(path) as tmp:
-        torch.save(state, tmp)
 
 
 def _progress(cfg: DictConfig, start_epoch: int, enabled: bool = True):

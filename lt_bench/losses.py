@@ -13,7 +13,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lt_bench.errors import UserError
+from lt_bench.options import (
+    at_least,
+    between,
+    check_options,
+    greater_than,
+    one_of,
+    option_ranges,
+)
 from lt_bench.registry import Registry
 
 LOSSES: Registry[type[BaseLoss]] = Registry("base loss")
@@ -48,6 +55,7 @@ class BalancedSoftmax(BaseLoss):
 
 
 @LOSSES.register("logit_adjust")
+@option_ranges(tau=at_least(0))
 class LogitAdjustment(BaseLoss):
     """Menon et al., ICLR 2021: cross-entropy on logits + tau * log prior."""
 
@@ -60,6 +68,7 @@ class LogitAdjustment(BaseLoss):
 
 
 @LOSSES.register("ldam")
+@option_ranges(max_margin=greater_than(0), scale=greater_than(0))
 class LDAM(BaseLoss):
     """Cao et al., NeurIPS 2019: margins proportional to n_c^(-1/4), largest ``max_margin``, on
     cosine logits scaled by ``scale``."""
@@ -78,6 +87,7 @@ class LDAM(BaseLoss):
 
 
 @LOSSES.register("focal")
+@option_ranges(gamma=at_least(0))
 class Focal(BaseLoss):
     """Lin et al., ICCV 2017: (1 - p_y)^gamma * CE; gamma 1 as in LDAM-DRW's comparison."""
 
@@ -101,20 +111,24 @@ def class_balanced_weights(class_counts: Sequence[int], beta: float = 0.9999) ->
     return torch.as_tensor(weights / weights.sum() * len(counts), dtype=torch.float32)
 
 
+@option_ranges(
+    reweight=one_of("none", "cb", "drw"),
+    cb_beta=between(0, 1, high_open=True),
+    drw_epoch=at_least(0),
+)
 class Reweighting:
-    """Per-class loss weights by epoch: ``none``, ``cb`` (always), ``drw`` (cb from ``drw_epoch`` on)."""
-
-    KINDS = ("none", "cb", "drw")
+    """Per-class loss weights by epoch: ``none``, ``cb`` (always), ``drw`` (cb from ``drw_epoch`` on).
+    Its options sit in the config's ``loss`` section beside the base loss's own."""
 
     def __init__(
-        self, kind: str, class_counts: Sequence[int], beta: float = 0.9999, drw_epoch: int = 160
+        self,
+        class_counts: Sequence[int],
+        reweight: str = "none",
+        cb_beta: float = 0.9999,
+        drw_epoch: int = 160,
     ):
-        if kind not in self.KINDS:
-            raise UserError(
-                f"unknown re-weighting {kind!r}; choose one of: {', '.join(self.KINDS)}"
-            )
-        self.kind, self.drw_epoch = kind, drw_epoch
-        self.weights = class_balanced_weights(class_counts, beta)
+        self.kind, self.drw_epoch = reweight, drw_epoch
+        self.weights = class_balanced_weights(class_counts, cb_beta)
 
     def __call__(self, epoch: int) -> torch.Tensor | None:
         if self.kind == "cb" or (self.kind == "drw" and epoch >= self.drw_epoch):
@@ -122,7 +136,22 @@ class Reweighting:
         return None
 
 
-def build_loss(name: str, class_counts: Sequence[int], **kwargs) -> BaseLoss:
-    from lt_bench.config import call_with_checked_kwargs
+REWEIGHT_KEYS = ("reweight", "cb_beta", "drw_epoch")
 
-    return call_with_checked_kwargs(LOSSES.get(name), f"loss {name}", class_counts, **kwargs)
+
+def split_loss_options(options: dict) -> tuple[dict, dict]:
+    """The config's ``loss`` section (less ``name``) as (base-loss options, re-weighting options)."""
+    loss = {k: v for k, v in options.items() if k not in REWEIGHT_KEYS and k != "name"}
+    return loss, {k: v for k, v in options.items() if k in REWEIGHT_KEYS}
+
+
+def check_loss_options(options: dict) -> None:
+    """Names, types and ranges of the ``loss`` section's options, before anything is built."""
+    loss, reweight = split_loss_options(options)
+    check_options(LOSSES.get(options["name"]), loss, "loss.", f"loss {options['name']}")
+    check_options(Reweighting, reweight, "loss.")
+
+
+def build_loss(name: str, class_counts: Sequence[int], **kwargs) -> BaseLoss:
+    check_options(LOSSES.get(name), kwargs, "loss.", f"loss {name}")
+    return LOSSES.get(name)(class_counts, **kwargs)

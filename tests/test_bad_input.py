@@ -17,6 +17,7 @@ TINY = [
     "data.batch_size=16",
     "model.name=small_cnn",
     "optim.epochs=1",
+    "optim.warmup_epochs=0",
     "train.progress=false",
 ]
 
@@ -51,7 +52,7 @@ CASES = {
         "unknown config key 'optim.lrr'; did you mean optim.lr?",
     ),
     "wrong value type": (["optim.epochs=ten"], "bad value for config key 'optim.epochs'"),
-    "ratio below 1": (["data.ratio=0.5"], "ratio must be >= 1"),
+    "ratio below 1": (["data.ratio=0.5"], "data.ratio=0.5 is out of range; allowed: >= 1"),
     "unknown profile": (["data.profile=linear"], "unknown long-tail profile 'linear'"),
     "split that empties a class": (["data.ratio=1000"], "leaves class"),
     "unknown timm model": (

@@ -46,10 +46,10 @@ def test_class_balanced_weights_and_drw_switch():
     assert np.allclose(
         w.numpy(), raw / raw.sum() * 4, rtol=1e-6
     ) and w.sum().item() == pytest.approx(4)
-    drw = Reweighting("drw", COUNTS, beta=0.99, drw_epoch=160)
+    drw = Reweighting(COUNTS, "drw", cb_beta=0.99, drw_epoch=160)
     assert drw(159) is None and torch.equal(drw(160), w)
-    assert Reweighting("none", COUNTS)(500) is None and torch.equal(
-        Reweighting("cb", COUNTS, 0.99)(0), w
+    assert Reweighting(COUNTS, "none")(500) is None and torch.equal(
+        Reweighting(COUNTS, "cb", 0.99)(0), w
     )
 
 

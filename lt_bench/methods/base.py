@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
+from lt_bench.options import check_options
 from lt_bench.registry import Registry
 
 
@@ -63,8 +64,5 @@ class NoRegularizer(Regularizer):
 def build_method(
     name: str, num_classes: int, feat_dim: int, class_counts: Sequence[int], **hparams
 ) -> Regularizer:
-    from lt_bench.config import call_with_checked_kwargs
-
-    return call_with_checked_kwargs(
-        METHODS.get(name), f"method {name}", num_classes, feat_dim, class_counts, **hparams
-    )
+    check_options(METHODS.get(name), hparams, "method.", f"method {name}")
+    return METHODS.get(name)(num_classes, feat_dim, class_counts, **hparams)

@@ -10,9 +10,11 @@ import torch
 
 from lt_bench.distributed import all_reduce_sum
 from lt_bench.methods.base import METHODS, Regularizer
+from lt_bench.options import at_least, between, option_ranges
 
 
 @METHODS.register("center")
+@option_ranges(weight=at_least(0), alpha=between(0, 1))
 class CenterLoss(Regularizer):
     def __init__(
         self, num_classes, feat_dim, class_counts, weight: float = 0.01, alpha: float = 0.5

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from lt_bench.methods.base import METHODS, Regularizer
+from lt_bench.options import at_least, option_ranges
 
 
 def simplex_etf(num_classes: int, dim: int, generator: torch.Generator) -> torch.Tensor:
@@ -65,6 +66,7 @@ def max_pairwise_cosine(rows: torch.Tensor) -> float:
 
 
 @METHODS.register("etf")
+@option_ranges(weight=at_least(0), seed=at_least(0), steps=at_least(1))
 class ETFAnchors(Regularizer):
     def __init__(
         self,

@@ -14,9 +14,11 @@ import torch.nn.functional as F
 
 from lt_bench.distributed import all_reduce_sum
 from lt_bench.methods.base import METHODS, Regularizer
+from lt_bench.options import at_least, between, option_ranges
 
 
 @METHODS.register("prototype")
+@option_ranges(weight=at_least(0), momentum=between(0, 1, high_open=True), inter_weight=at_least(0))
 class MomentumPrototypes(Regularizer):
     def __init__(
         self,

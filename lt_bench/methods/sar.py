@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from lt_bench.methods.base import METHODS, Regularizer
+from lt_bench.options import at_least, between, option_ranges
 
 
 def projector(dim: int) -> nn.Sequential:
@@ -47,6 +48,14 @@ def anchor_weights(prob: torch.Tensor, filter_conf: float) -> torch.Tensor:
 
 
 @METHODS.register("sar")
+@option_ranges(
+    trade_off=at_least(0),
+    trade_off_ce=at_least(0),
+    filter_conf=between(0, 1, low_open=True),
+    update_conf=between(0, 1, low_open=True, high_open=True),
+    momentum=between(0, 1, high_open=True),
+    seed=at_least(0),
+)
 class SAR(Regularizer):
     def __init__(
         self,
