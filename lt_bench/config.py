@@ -19,7 +19,16 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lt_bench.errors import UserError
-from lt_bench.options import at_least, between, check_options, greater_than, one_of, option_ranges
+from lt_bench.options import (
+    at_least,
+    between,
+    check_options,
+    check_type,
+    declared_types,
+    greater_than,
+    one_of,
+    option_ranges,
+)
 
 
 @option_ranges(
@@ -180,6 +189,8 @@ def load_config(
         parts.append(OmegaConf.from_dotlist(list(overrides)))
     except OmegaConfBaseException as err:
         raise UserError(f"bad override: {str(err).splitlines()[0]}") from err
+    for part in parts[1:]:
+        check_raw_types(part)
     cfg = _merge(*parts)
     for section in ("method", "loss"):
         if "name" not in cfg[section]:
@@ -262,3 +273,17 @@ def check_values(cfg: DictConfig) -> None:
             f"optim.warmup_epochs={optim['warmup_epochs']} is out of range; allowed: "
             f"<= optim.epochs ({optim['epochs']}); lower optim.warmup_epochs or raise optim.epochs"
         )
+
+
+def check_raw_types(part: DictConfig) -> None:
+    """The booleans of a YAML file or the overrides, before OmegaConf converts them: it would read
+    ``train.compile=2`` as true. (Numbers it converts faithfully, ``5e-4`` included.)"""
+    values = OmegaConf.to_container(part, resolve=False)
+    for prefix, schema in SECTIONS.items():
+        section = values.get(prefix.rstrip("."), {}) if prefix else values
+        if not isinstance(section, dict):
+            continue
+        types = declared_types(schema)
+        for name, value in section.items():
+            if types.get(name) is bool and not (isinstance(value, str) and "${" in value):
+                check_type(f"{prefix}{name}", value, bool)

@@ -121,7 +121,7 @@ def _type_name(kind) -> str:
     return getattr(kind, "__name__", None) or str(kind).replace("typing.", "")
 
 
-def _check_type(key: str, value, kind) -> None:
+def check_type(key: str, value, kind) -> None:
     """Refuse a value whose type does not match the annotation (ints are accepted for floats)."""
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if kind is Any or kind is object:
@@ -131,7 +131,7 @@ def _check_type(key: str, value, kind) -> None:
             return
         for arg in args:
             if arg is not type(None):
-                return _check_type(key, value, arg)
+                return check_type(key, value, arg)
         return
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
@@ -140,7 +140,7 @@ def _check_type(key: str, value, kind) -> None:
             )
         for item in value:
             if args:
-                _check_type(key, item, args[0])
+                check_type(key, item, args[0])
         return
     if origin is dict:
         if not isinstance(value, dict):
@@ -158,7 +158,7 @@ def _check_type(key: str, value, kind) -> None:
 
 
 def check_value(key: str, value, kind, allowed: Range | None) -> None:
-    _check_type(key, value, kind)
+    check_type(key, value, kind)
     if allowed is None or value is None:
         return
     items = value if isinstance(value, (list, tuple)) and isinstance(allowed, Interval) else [value]

@@ -69,9 +69,16 @@ def build_network(
 ) -> Network:
     """A timm backbone by name (``num_classes=0``: pooled features) under our classifier."""
     check_model_name(name)
-    backbone = timm.create_model(
-        name, pretrained=pretrained, num_classes=0, in_chans=in_chans, **kwargs
-    )
+    try:
+        backbone = timm.create_model(
+            name, pretrained=pretrained, num_classes=0, in_chans=in_chans, **kwargs
+        )
+    except (RuntimeError, TypeError, OSError) as err:  # no weights, a bad option, no network
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UserError(
+            f"timm could not create {name!r} ({reason}); check model.pretrained and model.options, "
+            "or pass local weights with model.weights=FILE"
+        ) from err
     if weights:
         path = Path(weights)
         if not path.is_file():
