@@ -144,7 +144,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not distributed.is_main_process_of_launch():
         return 0  # under torchrun only rank 0 reports
     print(f"{run_directory(cfg)}: {_summary(final)}")
+    _print_warnings(final)
     return 0
+
+
+def _print_warnings(final: dict) -> None:
+    """A run's ``final.json["warnings"]``, one line each on stderr."""
+    for warning in final.get("warnings") or []:
+        print(f"lt-bench: warning: {warning}", file=sys.stderr)
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
@@ -153,6 +160,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     final = retrain(args.run_dir, args.stage, args.overrides)
     tau = f"; tau {final['tau']:g} chosen on {final['tau_selected_on']}" if "tau" in final else ""
     print(f"{final['parent']} + {final['stage']}: {_summary(final)}{tau}")
+    _print_warnings(final)
     return 0
 
 
@@ -266,6 +274,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             + (f": {result['error']}" if "error" in result else ""),
             flush=True,
         )
+        for warning in result.get("warnings") or []:
+            print(f"    warning: {warning}", flush=True)
 
     sweep.launch(points, "local", args.jobs, progress=False, threads=1, on_result=show)
     result = write_report(runs_dir, out)

@@ -60,12 +60,16 @@ class DataConfig:
     options: dict[str, Any] = field(default_factory=dict)  # extra data set arguments
 
 
+@option_ranges(cosine_scale=greater_than(0))
 @dataclass
 class ModelConfig:
     name: str = "resnet32_cifar"  # any timm.create_model name
     pretrained: bool = False
     weights: Optional[str] = None  # a local weights file for the backbone
     classifier: str = "auto"  # linear | cosine | auto (cosine for LDAM)
+    cosine_scale: Optional[float] = (
+        None  # a cosine classifier's s; default: the loss's (LDAM: loss.scale), else 30
+    )
     options: dict[str, Any] = field(default_factory=dict)  # extra timm.create_model arguments
 
 

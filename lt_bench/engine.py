@@ -46,9 +46,9 @@ from lt_bench.losses import (
     check_loss_options,
     split_loss_options,
 )
-from lt_bench.methods import Regularizer, build_method
+from lt_bench.methods import METHODS, Regularizer, build_method
 from lt_bench.models import Network, build_network
-from lt_bench.options import check_options
+from lt_bench.options import check_options, declared_types
 
 
 class NonFiniteLoss(UserError):
@@ -159,7 +159,6 @@ def check_config(cfg: DictConfig) -> None:
     from lt_bench.data.splits import check_profile
     from lt_bench.data.transforms import AUGMENTATIONS
     from lt_bench.losses import LOSSES
-    from lt_bench.methods import METHODS
     from lt_bench.models.network import check_model_name
 
     DATASETS.get(cfg.data.name)
@@ -232,6 +231,8 @@ def build(cfg: DictConfig) -> Setup:
 
     torch.manual_seed(cfg.seed)
     method_args = {k: v for k, v in to_dict(cfg.method).items() if k != "name"}
+    if "seed" in declared_types(METHODS.get(cfg.method.name)) and method_args.get("seed") is None:
+        method_args["seed"] = cfg.seed  # drawn state (anchors) follows the run's seed
     loss_args, _ = split_loss_options(to_dict(cfg.loss))
     base_loss = build_loss(cfg.loss.name, split.counts, **loss_args).to(device)
     classifier = base_loss.classifier if cfg.model.classifier == "auto" else cfg.model.classifier
@@ -242,6 +243,7 @@ def build(cfg: DictConfig) -> Setup:
         cfg.model.pretrained,
         cfg.model.weights,
         classifier,
+        cosine_scale(cfg, base_loss),
         **cfg.model.options,
     ).to(device)
     method = build_method(
@@ -253,6 +255,18 @@ def build(cfg: DictConfig) -> Setup:
         network = network.to(memory_format=torch.channels_last)
     amp = cfg.train.amp is True or (cfg.train.amp == "auto" and device.type == "cuda")
     return Setup(device, source, split, test, network, method, base_loss, amp)
+
+
+def cosine_scale(cfg: DictConfig, base_loss: BaseLoss) -> float:
+    """A cosine classifier's scale: ``model.cosine_scale``, else the loss's own (LDAM's
+    ``loss.scale``), else 30. The two may not disagree: LDAM's margin is taken in the scale's units."""
+    own, asked = base_loss.cosine_scale, cfg.model.cosine_scale
+    if own is not None and asked is not None and own != asked:
+        raise UserError(
+            f"model.cosine_scale={asked:g} disagrees with loss.scale={own:g} of loss "
+            f"{cfg.loss.name}; set only loss.scale"
+        )
+    return float(asked if asked is not None else own if own is not None else 30.0)
 
 
 def check_writable(folder: Path) -> None:
@@ -348,7 +362,7 @@ def train(
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=setup.amp):
                     features, logits = loop.forward(x)
                     terms = {"loss/base": base_loss(logits.float(), y, class_weight)}
-                    terms.update(method(features.float(), logits, y, network.classifier))
+                terms.update(method_terms(method, features, logits, y, network.classifier))
                 total = sum(terms.values())
                 loop.optimizer.zero_grad(set_to_none=True)
                 total.backward()
@@ -404,6 +418,7 @@ def train(
         distributed.barrier()
         return {"status": "done", "rank": distributed.rank()}
     metrics, arrays = evaluated
+    method_stats, method_warnings = method.run_summary(history)
     final = {
         "status": "done",
         "run_id": run_id(cfg),
@@ -412,6 +427,9 @@ def train(
         "train_images": int(len(setup.split.train)),
         "test_images": int(len(arrays["labels"])),
         "method_info": method.info(),
+        "method_stats": method_stats,
+        "warnings": config_warnings(cfg, setup) + method_warnings,
+        "classifier": network.classifier_info(),
         "device": str(device),
         "precision": setup.precision,
         "compiled": bool(cfg.train.compile),
@@ -581,6 +599,34 @@ def open_run_directory(run_dir: Path, cfg: DictConfig, setup: Setup, fresh: bool
         atomic.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         atomic.write_json(run_dir / "split.json", setup.split.manifest)
     atomic.write_json(run_dir / "final.json", {"status": "running", "run_id": run_id(cfg)})
+
+
+def method_terms(method: Regularizer, features, logits, targets, classifier) -> dict:
+    """The regularizer's terms in fp32 with autocast off, as the official SAR code computes them:
+    under bf16 autocast the anchors' pass through the classifier would otherwise run in bf16."""
+    with torch.autocast(features.device.type, enabled=False):
+        return method(features.float(), logits.float(), targets, classifier)
+
+
+def config_warnings(cfg: DictConfig, setup: Setup) -> list[str]:
+    """Settings that are accepted but have no effect in this run, as plain sentences."""
+    warnings = []
+    epochs = cfg.optim.epochs
+    if cfg.optim.schedule == "multistep":
+        late = [m for m in cfg.optim.milestones if m >= epochs]
+        if late and len(late) == len(cfg.optim.milestones):
+            warnings.append(
+                f"optim.milestones {list(cfg.optim.milestones)} are all at or past the last epoch "
+                f"({epochs}): the learning rate never decayed"
+            )
+    if cfg.loss.get("reweight") == "drw" and cfg.loss.get("drw_epoch", 160) >= epochs:
+        warnings.append(
+            f"loss.drw_epoch={cfg.loss.get('drw_epoch', 160)} is at or past the last epoch "
+            f"({epochs}): the DRW re-weighting never switched on"
+        )
+    if cfg.train.sync_bn and distributed.world_size() == 1:
+        warnings.append("train.sync_bn has no effect in a single process")
+    return warnings
 
 
 def epoch_row(epoch, sums, correct, seen, seconds, loop: Loop, method: Regularizer) -> dict:

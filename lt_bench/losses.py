@@ -28,6 +28,9 @@ LOSSES: Registry[type[BaseLoss]] = Registry("base loss")
 
 class BaseLoss(nn.Module):
     classifier = "linear"  # the classifier the loss is defined for
+    cosine_scale: float | None = (
+        None  # the scale a cosine classifier must apply, if the loss sets it
+    )
 
     def __init__(self, class_counts: Sequence[int]):
         super().__init__()
@@ -71,7 +74,8 @@ class LogitAdjustment(BaseLoss):
 @option_ranges(max_margin=greater_than(0), scale=greater_than(0))
 class LDAM(BaseLoss):
     """Cao et al., NeurIPS 2019: margins proportional to n_c^(-1/4), largest ``max_margin``, on
-    cosine logits scaled by ``scale``."""
+    cosine logits. The cosine classifier applies the scale s (``scale``), so the logits here are
+    s cos; the margin is subtracted in the same units: s (cos_y - m_y)."""
 
     classifier = "cosine"
 
@@ -79,11 +83,11 @@ class LDAM(BaseLoss):
         super().__init__(class_counts)
         margins = torch.as_tensor(np.asarray(class_counts), dtype=torch.float32) ** -0.25
         self.register_buffer("margins", margins * (max_margin / margins.max()))
-        self.scale = scale
+        self.scale = self.cosine_scale = scale
 
     def forward(self, logits, targets, weight=None):
         margin = F.one_hot(targets, logits.shape[1]).to(logits.dtype) * self.margins[targets, None]
-        return F.cross_entropy(self.scale * (logits - margin), targets, weight=weight)
+        return F.cross_entropy(logits - self.scale * margin, targets, weight=weight)
 
 
 @LOSSES.register("focal")

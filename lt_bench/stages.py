@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,20 +27,45 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from lt_bench import atomic
-from lt_bench.config import load_config, run_id
+from lt_bench.config import load_config, run_id, to_dict
 from lt_bench.data import validation_set
 from lt_bench.data.samplers import epoch_indices
 from lt_bench.data.transforms import make_batches
 from lt_bench.errors import UserError
 from lt_bench.eval.accuracy import per_class_accuracy
+from lt_bench.options import at_least, check_options, greater_than, option_ranges
 
 STAGES = {"crt": "cRT", "lws": "LWS", "tau_norm": "tau-norm", "ncm": "NCM"}
-DEFAULTS = {
-    "crt": {"epochs": 10, "lr": 0.1},
-    "lws": {"epochs": 5, "lr": 0.1},
-    "tau_norm": {"taus": [round(0.1 * i, 1) for i in range(21)], "val_per_class": 20},
-    "ncm": {},
-}
+
+
+@option_ranges(epochs=at_least(1), lr=greater_than(0))
+@dataclass
+class CRTOptions:
+    epochs: int = 10
+    lr: float = 0.1
+
+
+@option_ranges(epochs=at_least(1), lr=greater_than(0))
+@dataclass
+class LWSOptions:
+    epochs: int = 5
+    lr: float = 0.1
+
+
+@option_ranges(taus=at_least(0), val_per_class=at_least(1))
+@dataclass
+class TauNormOptions:
+    taus: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(21)])
+    val_per_class: int = 20
+
+
+@dataclass
+class NCMOptions:
+    pass
+
+
+# Each stage's options (``stage.*`` keys): types, defaults and ranges, checked like the schema's.
+OPTIONS = {"crt": CRTOptions, "lws": LWSOptions, "tau_norm": TauNormOptions, "ncm": NCMOptions}
 
 
 def child_dir(parent_dir: Path, stage: str) -> Path:
@@ -168,7 +194,8 @@ def retrain(
         raise UserError(
             f"{parent_dir} has no checkpoint.pt to start the stage from; retrain the parent"
         )
-    stage_args = [f"stage.{k}={json.dumps(v)}" for k, v in DEFAULTS[stage].items()]
+    defaults = asdict(OPTIONS[stage]())
+    stage_args = [f"stage.{k}={json.dumps(v)}" for k, v in defaults.items()]
     cfg = load_config(
         parent_dir / "config.yaml",
         [
@@ -179,11 +206,8 @@ def retrain(
             *overrides,
         ],
     )
-    unknown = set(cfg.stage) - {"name", *DEFAULTS[stage]}
-    if unknown:
-        raise UserError(
-            f"stage {stage} has no option {sorted(unknown)[0]!r}; it takes: {', '.join(DEFAULTS[stage]) or 'none'}"
-        )
+    options = {k: v for k, v in to_dict(cfg.stage).items() if k != "name"}
+    check_options(OPTIONS[stage], options, "stage.", f"stage {stage}")
     run_dir = parent_dir.parent / cfg.name
     if (run_dir / "final.json").exists() and json.loads((run_dir / "final.json").read_text()).get(
         "status"
@@ -201,6 +225,13 @@ def retrain(
     network.eval()  # the backbone is frozen, BatchNorm statistics included
     for p in network.backbone.parameters():
         p.requires_grad_(False)
+    if stage == "tau_norm":  # checked before anything is written
+        if not isinstance(network.classifier, nn.Linear):
+            raise UserError(
+                f"tau_norm needs a linear classifier; this run's is {network.classifier_info()['kind']}: "
+                "use --stage crt, lws or ncm"
+            )
+        val, described = validation_set(setup.source, cfg, cfg.stage.val_per_class)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
@@ -220,9 +251,6 @@ def retrain(
         _train_head(network.classifier, setup, cfg, cfg.stage.epochs, cfg.stage.lr, run_dir)
         extra["scales"] = network.classifier.scales.detach().cpu().tolist()
     elif stage == "tau_norm":
-        if not isinstance(network.classifier, nn.Linear):
-            raise UserError("tau_norm needs a linear classifier; this run's classifier is not one")
-        val, described = validation_set(setup.source, cfg, cfg.stage.val_per_class)
         features, _, labels = predict(network, setup.batches(val, cfg), setup.device, setup.amp)
         curve = []
         base = network.classifier
@@ -273,7 +301,10 @@ def retrain(
         **extra,
         "train_images": int(len(setup.split.train)),
         "test_images": int(len(arrays["labels"])),
+        "classifier": network.classifier_info() if hasattr(network, "classifier_info") else None,
         "device": str(setup.device),
+        "precision": setup.precision,
+        "warnings": [],
         "wall_time_s": time.time() - started,
         "versions": environment(),
     }

@@ -157,11 +157,11 @@ def run_point(resolved: dict, threads: int | None = None, stages: tuple = ()) ->
     cfg = OmegaConf.merge(OmegaConf.structured(Config), resolved)
     parent = run_dir = run_directory(cfg)
     try:
-        train(cfg, resume=True)
+        warnings = list(train(cfg, resume=True).get("warnings") or [])
         for stage in stages:
             run_dir = child_dir(parent, stage)
-            retrain(parent, stage)
-        return {"run_dir": str(parent), "status": "done"}
+            warnings += retrain(parent, stage).get("warnings") or []
+        return {"run_dir": str(parent), "status": "done", "warnings": warnings}
     except Exception as err:  # a sweep reports every failure, whatever its kind
         message = f"{type(err).__name__}: {err}"
         run_dir.mkdir(parents=True, exist_ok=True)

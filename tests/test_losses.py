@@ -27,7 +27,10 @@ def test_ldam_margins_and_scale():
     assert loss.margins.max().item() == pytest.approx(0.5) and loss.classifier == "cosine"
     cos, y = torch.rand(4, 4) * 2 - 1, torch.tensor([0, 1, 2, 3])
     shifted = cos - torch.diag(loss.margins)
-    assert loss(cos, y).item() == pytest.approx(F.cross_entropy(30 * shifted, y).item(), rel=1e-6)
+    # The cosine classifier hands the loss 30 cos; the margin is taken in the same units.
+    assert loss(30 * cos, y).item() == pytest.approx(
+        F.cross_entropy(30 * shifted, y).item(), rel=1e-6
+    )
 
 
 def test_focal_with_gamma_zero_is_cross_entropy():

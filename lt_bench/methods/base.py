@@ -52,6 +52,12 @@ class Regularizer(nn.Module):
         """Facts fixed at construction, recorded in final.json."""
         return {}
 
+    def run_summary(self, history: list[dict]) -> tuple[dict, list[str]]:
+        """Facts about the whole run, from its ``metrics.jsonl`` rows and the method's state
+        (recorded in final.json as ``method_stats``), and warnings: plain sentences about any part
+        of the method that silently did nothing (a gate that never opened, a centre never moved)."""
+        return {}, []
+
 
 METHODS: Registry[type[Regularizer]] = Registry("method")
 

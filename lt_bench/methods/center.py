@@ -44,3 +44,15 @@ class CenterLoss(Regularizer):
 
     def centroids(self):
         return self.centers
+
+    def run_summary(self, history):
+        never = int((self.centers == 0).all(dim=1).sum())  # centres start at zero
+        warnings = (
+            [
+                f"center loss: {never} of {self.num_classes} classes never appeared in a batch "
+                "(their centres never moved): their features were pulled towards zero"
+            ]
+            if never and history
+            else []
+        )
+        return {"classes_never_seen": never}, warnings

@@ -13,6 +13,7 @@ that post-ReLU features cannot reach with an L2 pull, but they can align in angl
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -75,12 +76,13 @@ class ETFAnchors(Regularizer):
         class_counts,
         weight: float = 0.1,
         fixed_classifier: bool = False,
-        seed: int = 0,
+        seed: Optional[int] = None,
         steps: int = 2000,
     ):
         super().__init__(num_classes, feat_dim, class_counts)
         self.weight, self.use_fixed_classifier = weight, fixed_classifier
-        generator = torch.Generator().manual_seed(seed)
+        self.seed = 0 if seed is None else seed  # the engine passes the run's seed
+        generator = torch.Generator().manual_seed(self.seed)
         if feat_dim >= num_classes:
             anchors, self.construction = (
                 simplex_etf(num_classes, feat_dim, generator),
@@ -105,4 +107,8 @@ class ETFAnchors(Regularizer):
         return self.anchors if self.use_fixed_classifier else None
 
     def info(self):
-        return {"anchors": self.construction, "max_pairwise_cosine": self.max_cosine}
+        return {
+            "anchors": self.construction,
+            "max_pairwise_cosine": self.max_cosine,
+            "anchor_seed": self.seed,
+        }

@@ -75,3 +75,15 @@ class MomentumPrototypes(Regularizer):
 
     def centroids(self):
         return self.prototypes
+
+    def run_summary(self, history):
+        never = int((~self.seen).sum())
+        warnings = (
+            [
+                f"prototype: {never} of {self.num_classes} classes never appeared in a batch "
+                "(no prototype): their features were pulled towards zero"
+            ]
+            if never and history
+            else []
+        )
+        return {"classes_never_seen": never}, warnings

@@ -1,7 +1,8 @@
 """Semantic Anchor Regularization (Ge et al., AAAI 2024), carried from the official segmentation code
 (geyanqi/SAR, mmseg/models/segmentors/sar.py) to classification, rule for rule:
 
-1. Fixed random anchors ``randn(K, D)`` (a buffer, seeded, never trained).
+1. Fixed random anchors ``randn(K, D)`` (a buffer, never trained), drawn from the run's ``seed``
+   unless ``method.seed`` is set, so that seeds of a study differ in their anchors too.
 2. A projector, Linear-BN-ReLU-Linear-BN-ReLU then the official 1x1 ConvModule (a bias-free
    Linear-BN-ReLU), turns them into semantic anchors a_k.
 3. The anchors go through the *shared* classifier; CE_k is each anchor's cross-entropy with its
@@ -17,11 +18,18 @@
 
 The gate is applied with tensor arithmetic (no host sync): on steps where it fails the pull term
 is exactly zero and the EMA anchors are left untouched.
+
+What segmentation never met, classification does: a short schedule. The gate needs every anchor
+right with p > update_conf, and the EMA counts gated steps with a momentum (0.999) chosen for
+40k-160k-iteration schedules. ``run_summary`` therefore reports the first gated epoch, the gate
+rate and the weight the EMA anchors still give their first copy, and warns when the pull never
+acted, rarely acted, or pulled towards a target frozen near its first value.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -68,13 +76,14 @@ class SAR(Regularizer):
         update_conf: float = 0.8,
         momentum: float = 0.999,
         detach_classifier: bool = False,
-        seed: int = 0,
+        seed: Optional[int] = None,
     ):
         super().__init__(num_classes, feat_dim, class_counts)
         self.trade_off, self.trade_off_ce = trade_off, trade_off_ce
         self.filter_conf, self.update_conf, self.momentum = filter_conf, update_conf, momentum
         self.detach_classifier = detach_classifier
-        generator = torch.Generator().manual_seed(seed)
+        self.seed = 0 if seed is None else seed  # the engine passes the run's seed
+        generator = torch.Generator().manual_seed(self.seed)
         self.register_buffer(
             "random_anchors", torch.randn(num_classes, feat_dim, generator=generator)
         )
@@ -128,7 +137,48 @@ class SAR(Regularizer):
             "sar/gate_rate": int(self.gate_steps) / steps,
             "sar/gate_ever": bool(self.initialised),
             "sar/anchor_acc": int(self.anchor_correct) / self.num_classes,
+            "sar/gate_steps": int(self.gate_steps),
+            "sar/steps": int(self.steps),
         }
         self.gate_steps.zero_()
         self.steps.zero_()
         return stats
+
+    def info(self):
+        return {"anchor_seed": self.seed}
+
+    def run_summary(self, history):
+        gated = sum(row.get("sar/gate_steps", 0) for row in history)
+        steps = sum(row.get("sar/steps", 0) for row in history)
+        first = next((row["epoch"] for row in history if row.get("sar/gate_steps", 0) > 0), None)
+        # The first gated step copies the anchors; each later one keeps momentum of the average.
+        first_copy = self.momentum ** (gated - 1) if gated else None
+        stats = {
+            "first_gate_epoch": first,
+            "gate_rate": gated / steps if steps else 0.0,
+            "gated_steps": gated,
+            "steps": steps,
+            "ema_first_copy_weight": first_copy,
+        }
+        warnings = []
+        if steps and not gated:
+            last_acc = history[-1].get("sar/anchor_acc", 0.0) if history else 0.0
+            warnings.append(
+                f"SAR's gate never opened in {steps} steps (at the end {last_acc:.0%} of the "
+                f"anchors were classified correctly; the gate needs all of them with p > "
+                f"update_conf={self.update_conf:g}): the pull was never applied, only the anchor "
+                "cross-entropy acted"
+            )
+        elif steps and gated / steps < 0.1:
+            warnings.append(
+                f"SAR's gate opened on only {gated / steps:.1%} of steps ({gated} of {steps}, "
+                f"first in epoch {first}): the pull acted rarely"
+            )
+        if first_copy is not None and first_copy > 0.5:
+            suggested = 0.01 ** (1 / max(gated - 1, 1))
+            warnings.append(
+                f"SAR's EMA anchors still carry {first_copy:.0%} of their first copy after "
+                f"{gated} gated steps (method.momentum={self.momentum:g}): the pull target stayed "
+                f"near its first value; method.momentum={suggested:.4f} would bring that to 1%"
+            )
+        return stats, warnings

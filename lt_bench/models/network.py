@@ -14,34 +14,53 @@ from lt_bench.errors import UserError
 
 
 class CosineClassifier(nn.Module):
-    """Logits are cosines between L2-normalised features and class weights (LDAM's NormedLinear)."""
+    """Logits are ``scale`` times the cosines between L2-normalised features and class weights
+    (LDAM's NormedLinear with its s = 30 moved into the classifier): every consumer of logits (the
+    base loss, SAR's anchor probabilities and gate, ECE, post-hoc adjustment, second stages) sees
+    the same scaled numbers, never raw cosines in [-1, 1]."""
 
-    def __init__(self, in_features: int, num_classes: int):
+    def __init__(self, in_features: int, num_classes: int, scale: float = 30.0):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(num_classes, in_features).uniform_(-1, 1))
-        self.in_features, self.out_features = in_features, num_classes
+        self.in_features, self.out_features, self.scale = in_features, num_classes, float(scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(F.normalize(x, dim=1), F.normalize(self.weight, dim=1))
+        return self.scale * F.linear(F.normalize(x, dim=1), F.normalize(self.weight, dim=1))
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, scale={self.scale:g}"
 
 
 class Network(nn.Module):
     """``forward(x) -> (features, logits)``: features are what the classifier sees."""
 
-    def __init__(self, backbone: nn.Module, num_classes: int, classifier: str = "linear"):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        classifier: str = "linear",
+        cosine_scale: float = 30.0,
+    ):
         super().__init__()
         self.backbone = backbone
         self.num_features = backbone.num_features
         if classifier == "linear":
             self.classifier: nn.Module = nn.Linear(self.num_features, num_classes)
         elif classifier == "cosine":
-            self.classifier = CosineClassifier(self.num_features, num_classes)
+            self.classifier = CosineClassifier(self.num_features, num_classes, cosine_scale)
         else:
             raise UserError(f"unknown classifier {classifier!r}; choose linear or cosine")
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.backbone(x)
         return features, self.classifier(features)
+
+    def classifier_info(self) -> dict:
+        """What final.json records: the classifier's kind, and a cosine classifier's scale."""
+        if isinstance(self.classifier, CosineClassifier):
+            return {"kind": "cosine", "scale": self.classifier.scale}
+        trained = any(p.requires_grad for p in self.classifier.parameters())
+        return {"kind": "linear" if trained else "fixed"}
 
     def fix_classifier(self, weight: torch.Tensor) -> None:
         """Replace the classifier by fixed rows (e.g. a simplex ETF): no bias, no gradient."""
@@ -65,6 +84,7 @@ def build_network(
     pretrained: bool = False,
     weights: str | None = None,
     classifier: str = "linear",
+    cosine_scale: float = 30.0,
     **kwargs,
 ) -> Network:
     """A timm backbone by name (``num_classes=0``: pooled features) under our classifier."""
@@ -95,4 +115,4 @@ def build_network(
             raise UserError(
                 f"no tensor in {path} matches {name}'s parameters; is it a {name} checkpoint?"
             )
-    return Network(backbone, num_classes, classifier)
+    return Network(backbone, num_classes, classifier, cosine_scale)
