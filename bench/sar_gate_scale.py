@@ -31,12 +31,17 @@ def steps_to_open(
     max_steps: int = 2000,
     seed: int = 0,
     log_every: int = 0,
+    detach_classifier: bool = False,
 ) -> dict:
-    """Train projector + classifier on SAR's weighted anchor CE until the gate first holds."""
+    """Train projector + classifier on SAR's weighted anchor CE until the gate first holds. With
+    ``detach_classifier`` (SAR's disentangled variant) only the projector learns and the classifier
+    stays at its initialisation: in a real run images move it, not the anchors."""
     torch.manual_seed(seed)
-    sar = SAR(classes, dim, [1] * classes, seed=seed)
+    sar = SAR(classes, dim, [1] * classes, seed=seed, detach_classifier=detach_classifier)
     classifier = nn.Linear(dim, classes)
-    params = [*sar.projector.parameters(), *classifier.parameters()]
+    params = [*sar.projector.parameters()]
+    if not detach_classifier:
+        params += [*classifier.parameters()]
     optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     # The pull needs a batch of features; one dummy feature keeps it out of the measurement.
     features, targets = torch.zeros(1, dim), torch.zeros(1, dtype=torch.long)
@@ -65,6 +70,7 @@ def steps_to_open(
         "classes": classes,
         "dim": dim,
         "lr": lr,
+        "detach_classifier": detach_classifier,
         "opened": opened,
         "steps": step if opened else None,
         "budget": max_steps,
@@ -81,6 +87,9 @@ def main() -> None:
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--max-steps", type=int, default=2000)
     parser.add_argument("--log-every", type=int, default=50)
+    parser.add_argument(
+        "--detach-classifier", action="store_true", help="train the projector only (pull-only SAR)"
+    )
     args = parser.parse_args()
     result = steps_to_open(
         args.classes,
@@ -89,6 +98,7 @@ def main() -> None:
         args.weight_decay,
         args.max_steps,
         log_every=args.log_every,
+        detach_classifier=args.detach_classifier,
     )
     for row in result["trace"]:
         print(
@@ -100,7 +110,8 @@ def main() -> None:
         else f"did not open in {result['budget']} steps"
     )
     print(
-        f"K={args.classes}, D={args.dim}, lr {args.lr}: the gate {verdict} ({result['seconds']} s on "
+        f"K={args.classes}, D={args.dim}, lr {args.lr}"
+        f"{', classifier detached' if args.detach_classifier else ''}: the gate {verdict} ({result['seconds']} s on "
         f"{torch.get_num_threads()} threads)"
     )
     print(json.dumps({k: v for k, v in result.items() if k != "trace"}))

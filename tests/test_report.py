@@ -50,7 +50,7 @@ def test_report_matches_the_golden_tables(tmp_path):
     assert r"$\pm$" in latex and r"\multicolumn{4}{c}{synthetic@4}" in latex
     table = pd.read_csv(tmp_path / "main_table.csv")
     assert (
-        set(table.columns) == {"method", "group", "metric", "mean", "std", "seeds"}
+        set(table.columns) == {"method", "group", "metric", "mean", "std", "seeds", "warnings"}
         and (table.seeds == 2).all()
     )
 

@@ -77,6 +77,22 @@ def write_report(runs_dir: str | Path, out_dir: str | Path, figures: bool = True
             for r in unfinished.itertuples()
         ]
         sections.append("## Incomplete or failed runs\n\n" + "\n".join(lines) + "\n")
+    warned = [
+        (r.run_dir, r.label, r.dataset, r.seed, json.loads(r.warnings))
+        for r in done.itertuples()
+        if isinstance(r.warnings, str) and json.loads(r.warnings)
+    ]
+    if warned:
+        lines = [
+            f"- `{run_dir}` ({label}, {dataset}, seed {seed}): {sentence}"
+            for run_dir, label, dataset, seed, sentences in warned
+            for sentence in sentences
+        ]
+        sections.append(
+            f"## Warnings ({len(warned)} of {len(done)} runs; rows marked † in the tables)\n\n"
+            + "\n".join(lines)
+            + "\n"
+        )
     modes = runs.loc[runs.status == "done", "selection"].value_counts().to_dict()
     names = {"last": "the last epoch", "best_val": "the best validation epoch"}
     selection = (

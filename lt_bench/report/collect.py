@@ -41,6 +41,7 @@ def read_run(run_dir: Path, runs_dir: Path) -> dict:
     row["stage"] = final.get("stage")
     row["parent"] = final.get("parent")
     row["selection"] = (final.get("selection") or {}).get("mode", "last")
+    row["warnings"] = json.dumps(final.get("warnings") or [])  # sentences, as a JSON list
     for key in (*METRICS, "grouping", "wall_time_s", "train_images"):
         row[key] = final.get(key)
     sep_path = run_dir / "separability.json"

@@ -3,8 +3,9 @@ as Markdown (README-ready), LaTeX (booktabs) and CSV."""
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -30,6 +31,22 @@ class Table:
     best: dict  # (group, metric) -> "max" | "min"
     scale: float = 1.0  # 100 for accuracies shown in percent
     digits: int = 1
+    notes: dict = field(default_factory=dict)  # row -> warning sentences of its runs (marked †)
+
+    def label(self, row: str) -> str:
+        return f"{row} †" if row in self.notes else row
+
+    def footnotes(self, shown: int = 3) -> list[str]:
+        """Under the table: each marked row's warnings (the first ``shown`` distinct ones)."""
+        lines = []
+        for row in self.rows:
+            sentences = self.notes.get(row, [])
+            lines += [f"† {row}: {sentence}" for sentence in sentences[:shown]]
+            if len(sentences) > shown:
+                lines.append(
+                    f"† {row}: and {len(sentences) - shown} more (report.md lists them all)"
+                )
+        return lines
 
     def cell(self, row: str, group: str, metric: str) -> tuple[float, float, int]:
         return self.cells.get((row, group, metric), (math.nan, math.nan, 0))
@@ -58,14 +75,15 @@ class Table:
         header = ["Method"] + [f"{g} {h}" for g in self.groups for _, h in self.columns] + ["Seeds"]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for row in self.rows:
-            cells = [row]
+            cells = [self.label(row)]
             for group in self.groups:
                 for metric, _ in self.columns:
                     text = self.text(row, group, metric)
                     cells.append(f"**{text}**" if row in self.best_rows(group, metric) else text)
             cells.append("/".join(str(self.seeds(row, g)) for g in self.groups))
             lines.append("| " + " | ".join(cells) + " |")
-        return "\n".join(lines) + "\n"
+        notes = self.footnotes()
+        return "\n".join(lines) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
 
     def latex(self) -> str:
         ncols = len(self.columns)
@@ -85,7 +103,7 @@ class Table:
         lines.append("Method & " + " & ".join(headers) + r" & Seeds \\")
         lines.append(r"\midrule")
         for row in self.rows:
-            cells = [_tex(row)]
+            cells = [_tex(row) + (r"$^\dagger$" if row in self.notes else "")]
             for group in self.groups:
                 for metric, _ in self.columns:
                     text = self.text(row, group, metric).replace("±", r"$\pm$").replace("–", "--")
@@ -95,6 +113,8 @@ class Table:
             cells.append("/".join(str(self.seeds(row, g)) for g in self.groups))
             lines.append(" & ".join(cells) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}"]
+        if self.notes:
+            lines.append(r"% \dagger: rows whose runs carry warnings; see report.md")
         return "\n".join(lines) + "\n"
 
     def frame(self) -> pd.DataFrame:
@@ -111,6 +131,7 @@ class Table:
                             "mean": mean * self.scale,
                             "std": std * self.scale,
                             "seeds": n,
+                            "warnings": len(self.notes.get(row, [])),
                         }
                     )
         return pd.DataFrame(records)
@@ -133,6 +154,18 @@ def _aggregate(done: pd.DataFrame, group_column: str, metrics: list[str]) -> dic
             std = float(values.std(ddof=1)) if n > 1 else 0.0
             cells[(label, str(group), metric)] = (float(values.mean()) if n else math.nan, std, n)
     return cells
+
+
+def warning_notes(done: pd.DataFrame) -> dict[str, list[str]]:
+    """Row label -> the distinct warning sentences of its runs, in run order."""
+    notes: dict[str, list[str]] = {}
+    if "warnings" not in done:
+        return notes
+    for label, text in zip(done["label"], done["warnings"]):
+        for sentence in json.loads(text) if isinstance(text, str) and text else []:
+            if sentence not in notes.setdefault(label, []):
+                notes[label].append(sentence)
+    return {label: sentences for label, sentences in notes.items() if sentences}
 
 
 def _order(values) -> list:
@@ -158,6 +191,7 @@ def main_table(runs: pd.DataFrame) -> Table:
         _aggregate(done, "dataset", metrics),
         {(g, m): "max" for g in groups for m in metrics},
         scale=100,
+        notes=warning_notes(done),
     )
 
 
@@ -176,6 +210,7 @@ def separability_table(runs: pd.DataFrame) -> Table:
         _aggregate(done, "dataset", list(SEPARABILITY_COLUMNS)),
         best,
         digits=3,
+        notes=warning_notes(done),
     )
 
 
@@ -197,6 +232,7 @@ def ratio_table(runs: pd.DataFrame) -> Table:
         _aggregate(done, "ratio_group", ["top1"]),
         {(g, "top1"): "max" for g in groups},
         scale=100,
+        notes=warning_notes(done),
     )
 
 
