@@ -222,11 +222,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from lt_bench.report import write_report
     from lt_bench.report.collect import collect
+    from lt_bench.report.compare import comparisons
 
-    # Refuse an empty or missing runs folder before creating the output folder.
-    collect(args.runs_dir)
+    # Refuse an empty or missing runs folder, or an unknown --baseline, before creating the output folder.
+    comparisons(collect(args.runs_dir), args.baseline)
     out = _output_dir(Path(args.out))
-    result = write_report(args.runs_dir, out, figures=not args.no_figures)
+    result = write_report(args.runs_dir, out, figures=not args.no_figures, baseline=args.baseline)
     runs = result["runs"]
     counts = runs.status.value_counts().to_dict()
     print(
@@ -248,7 +249,7 @@ DEMO_STUDY = (
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The embedded demo: the mnist_lt_demo study (5 methods x 2 ratios x 3 seeds), then its report."""
+    """The embedded demo: the mnist_lt_demo study (9 arms x 3 seeds at ratio 100), then its report."""
     import time
 
     from lt_bench import sweep
@@ -377,11 +378,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs_dir", help="folder holding run directories (any depth)")
     p.add_argument("--out", required=True, help="output folder, e.g. results/NAME")
     p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.add_argument(
+        "--baseline",
+        default=None,
+        help="the row every other row is compared with (default: each row's none row with the same loss and settings)",
+    )
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "demo",
-        help="the embedded study: 5 methods x 2 ratios x 3 seeds on MNIST-LT, then its report",
+        help="the embedded study on MNIST-LT: 5 methods, SAR's two ablations, balanced softmax with and without SAR, 3 seeds; then its report",
     )
     p.add_argument("--runs-dir", default="runs/mnist_lt_demo")
     p.add_argument("--out", default="results/mnist_lt_demo")

@@ -117,6 +117,15 @@ def declared_types(owner) -> dict[str, Any]:
     }
 
 
+def declared_defaults(owner) -> dict[str, Any]:
+    """Option name -> default value, for the options :func:`declared_types` lists."""
+    if dataclasses.is_dataclass(owner):
+        return dataclasses.asdict(owner())
+    function = owner.__init__ if inspect.isclass(owner) else owner
+    params = inspect.signature(function).parameters
+    return {name: p.default for name, p in params.items() if p.default is not p.empty}
+
+
 def _type_name(kind) -> str:
     return getattr(kind, "__name__", None) or str(kind).replace("typing.", "")
 

@@ -5,6 +5,9 @@ A study file (``experiments/studies/*.yaml``)::
     name: mnist_lt_demo
     base: ../mnist_lt.yaml              # relative to the study file
     fixed: {optim.epochs: 12}           # overrides for every point (optional)
+    arms:                               # optional: settings that are not a product, each crossed
+      - {method.name: none}             # with the grid (default: one empty arm)
+      - {method.name: sar, method.trade_off: 0}
     grid:                               # the product of these lists
       method.name: [none, center, prototype, etf, sar]
       data.ratio: [10, 100]
@@ -44,6 +47,7 @@ class Study:
     base: Path | None
     fixed: dict = field(default_factory=dict)
     grid: dict = field(default_factory=dict)
+    arms: list = field(default_factory=lambda: [{}])
     slurm: dict = field(default_factory=dict)
     stages: list = field(default_factory=list)
 
@@ -71,10 +75,16 @@ def load_study(path: str | Path) -> Study:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise UserError(f"study file {path} is not valid YAML; fix its syntax") from err
-    unknown = set(raw) - {"name", "base", "fixed", "grid", "slurm", "stages"}
+    allowed = ("name", "base", "fixed", "arms", "grid", "slurm", "stages")
+    unknown = set(raw) - set(allowed)
     if unknown:
         raise UserError(
-            f"study file {path} has unknown keys {sorted(unknown)}; allowed: name, base, fixed, grid, slurm, stages"
+            f"study file {path} has unknown keys {sorted(unknown)}; allowed: {', '.join(allowed)}"
+        )
+    arms = raw.get("arms") or [{}]
+    if not isinstance(arms, list) or not all(isinstance(arm, dict) for arm in arms):
+        raise UserError(
+            f"study file {path}: arms must be a list of mappings, e.g. - {{method.name: sar}}"
         )
     from lt_bench.stages import STAGES
 
@@ -93,6 +103,7 @@ def load_study(path: str | Path) -> Study:
         base,
         raw.get("fixed") or {},
         grid,
+        arms,
         raw.get("slurm") or {},
         list(raw.get("stages") or []),
     )
@@ -107,8 +118,10 @@ def expand(study: Study, runs_dir: str | Path) -> list[Point]:
     """Every grid point as a resolved config writing under ``runs_dir``; run ids must be unique."""
     keys = list(study.grid)
     points = []
-    for values in itertools.product(*(study.grid[k] for k in keys)):
-        overrides = dict(zip(keys, values))
+    for arm, values in itertools.product(
+        study.arms, itertools.product(*(study.grid[k] for k in keys))
+    ):
+        overrides = {**arm, **dict(zip(keys, values))}
         cfg = load_config(
             study.base,
             [*_as_overrides(study.fixed), *_as_overrides(overrides), f"out_dir={runs_dir}"],
@@ -117,7 +130,7 @@ def expand(study: Study, runs_dir: str | Path) -> list[Point]:
     ids = Counter(run_id(p.cfg) for p in points)
     if any(n > 1 for n in ids.values()):
         raise UserError(
-            f"study {study.name} has grid points with identical configs; remove repeated grid values"
+            f"study {study.name} has points with identical configs; remove repeated grid values or arms"
         )
     return points
 

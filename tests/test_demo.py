@@ -15,25 +15,32 @@ RESULTS = ROOT / "results" / "mnist_lt_demo"
 def test_committed_demo_results_are_complete():
     runs = pd.read_csv(RESULTS / "runs.csv")
     assert len(runs) == 30 and (runs.status == "done").all()
-    assert sorted(runs["method.name"].unique()) == ["center", "etf", "none", "prototype", "sar"]
-    assert sorted(runs["data.ratio"].unique()) == [10, 100] and sorted(runs.seed.unique()) == [
-        0,
-        1,
-        2,
+    assert sorted(runs.label.unique()) == [
+        "center",
+        "etf",
+        "none",
+        "none + balanced_softmax",
+        "prototype",
+        "sar",
+        "sar (detach_classifier=true)",
+        "sar (trade_off=0)",
+        "sar + balanced_softmax",
+        "sar + balanced_softmax (trade_off=0)",
     ]
-    for name in ("main_table", "separability_table", "ratio_table"):
+    assert sorted(runs["data.ratio"].unique()) == [100] and sorted(runs.seed.unique()) == [0, 1, 2]
+    for name in ("main_table", "separability_table", "ratio_table", "comparison_table"):
         for suffix in ("md", "tex", "csv"):
             assert (RESULTS / f"{name}.{suffix}").is_file()
     assert (RESULTS / "per_class_accuracy.png").is_file() and not list(RESULTS.rglob("*.pt"))
     assert not list(RESULTS.rglob("*.npz"))
 
 
-@pytest.mark.parametrize("method, ratio", [("sar", 100)])
-def test_a_demo_run_reproduces_its_committed_numbers(tmp_path, method, ratio):
+@pytest.mark.parametrize(
+    "arm", [{"method.name": "sar"}, {"method.name": "sar", "method.detach_classifier": True}]
+)
+def test_a_demo_run_reproduces_its_committed_numbers(tmp_path, arm):
     points = expand(load_study(ROOT / "experiments" / "studies" / "mnist_lt_demo.yaml"), tmp_path)
-    point = next(
-        p for p in points if p.overrides == {"method.name": method, "data.ratio": ratio, "seed": 0}
-    )
+    point = next(p for p in points if p.overrides == {**arm, "seed": 0})
     committed = pd.read_csv(RESULTS / "runs.csv").set_index("run_id").loc[run_id(point.cfg)]
     cfg = point.cfg.copy()
     cfg.train.progress = False

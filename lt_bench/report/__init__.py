@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from lt_bench import atomic
-from lt_bench.report import plots
+from lt_bench.report import compare, plots
 from lt_bench.report.collect import collect
 from lt_bench.report.tables import incomplete_runs, main_table, ratio_table, separability_table
 
@@ -48,10 +48,15 @@ def _features_per_method(runs: pd.DataFrame, runs_dir: Path, dataset: str) -> di
     return out
 
 
-def write_report(runs_dir: str | Path, out_dir: str | Path, figures: bool = True) -> dict:
-    """runs.csv, the three tables (md, tex, csv), report.md and the figures (png, pdf) in ``out_dir``."""
+def write_report(
+    runs_dir: str | Path, out_dir: str | Path, figures: bool = True, baseline: str | None = None
+) -> dict:
+    """runs.csv, the three tables and the paired comparison (md, tex, csv), report.md and the
+    figures (png, pdf) in ``out_dir``. ``baseline`` is the row every other row is compared with
+    (default: each row's own ``none`` row with the same loss and settings)."""
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
     runs = collect(runs_dir)
+    compared = compare.comparisons(runs, baseline)  # refuses an unknown baseline before writing
     out_dir.mkdir(parents=True, exist_ok=True)
     written = ["runs.csv"]
     with atomic.atomic_path(out_dir / "runs.csv") as tmp:
@@ -69,6 +74,22 @@ def write_report(runs_dir: str | Path, out_dir: str | Path, figures: bool = True
             table.frame().to_csv(tmp, index=False)
         written += [f"{name}.md", f"{name}.tex", f"{name}.csv"]
         sections.append(f"## {table.title}\n\n{table.markdown()}")
+    if not done.empty:
+        aggregate = compare.aggregate_iqm(runs)
+        markdown = compare.comparison_markdown(compared, aggregate)
+        atomic.write_text(out_dir / "comparison_table.md", markdown)
+        atomic.write_text(out_dir / "comparison_table.tex", compare.comparison_latex(compared))
+        with atomic.atomic_path(out_dir / "comparison_table.csv") as tmp:
+            compared.to_csv(tmp, index=False)
+        with atomic.atomic_path(out_dir / "comparison_aggregate.csv") as tmp:
+            aggregate.to_csv(tmp, index=False)
+        written += [
+            "comparison_table.md",
+            "comparison_table.tex",
+            "comparison_table.csv",
+            "comparison_aggregate.csv",
+        ]
+        sections.append(f"## Paired comparisons\n\n{markdown}")
     unfinished = incomplete_runs(runs)
     if len(unfinished):
         lines = [

@@ -1,5 +1,12 @@
 """Every run under a folder as one row of a pandas DataFrame: config keys, status, metrics.
 
+A table row is one *setting*: every config value that varies among the done runs of a data set
+(at a ratio) takes part, except the seed and the keys that do not change the science (folders,
+names, device, workers, progress). Labels stay readable: the method (plus loss, re-weighting and
+second stage), then the varying values that differ from their defaults, e.g.
+``sar (detach_classifier=true)``, ``sar + balanced_softmax (trade_off=0)``,
+``resnet20_cifar / none``. Runs that differ in anything but the seed are never merged.
+
 Model selection is explicit: a run's metrics are those of its last epoch (the long-tail
 convention, ``selection = "last"``); nothing here ever picks a checkpoint by test accuracy.
 """
@@ -7,31 +14,93 @@ convention, ``selection = "last"``); nothing here ever picks a checkpoint by tes
 from __future__ import annotations
 
 import json
+import math
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
 import yaml
+from omegaconf import OmegaConf
 
-from lt_bench.config import flatten
+from lt_bench.config import Config, flatten, load_config, to_dict
 from lt_bench.errors import UserError
 
 METRICS = ("top1", "top5", "balanced", "many", "medium", "few", "ece")
 
+# Keys that never make two runs different rows: the seed (a row's replicate), and where and how a
+# run was executed or shown.
+NOT_SETTINGS = (
+    "seed",
+    "out_dir",
+    "name",
+    "data.root",
+    "data.num_workers",
+    "data.eval_batch_size",
+    "train.device",
+    "train.progress",
+    "train.eval_every",
+)
+# Keys every label already shows: the data set and ratio are the column group; method, loss,
+# re-weighting and stage are the label's base.
+BASE_KEYS = ("data.name", "data.ratio", "method.name", "loss.name", "loss.reweight", "stage.name")
+
 
 def run_label(row: dict) -> str:
-    """Table row name: the method, plus the base loss and re-weighting when not plain CE."""
+    """The label's base: the method, plus the base loss and re-weighting when not plain CE, plus
+    the second stage."""
     label = str(row.get("method.name"))
     loss, reweight = row.get("loss.name", "ce"), row.get("loss.reweight", "none")
     if loss != "ce" or reweight not in (None, "none"):
         label += f" + {loss}" + (f"-{reweight}" if reweight not in (None, "none") else "")
-    if row.get("stage"):
-        label += f" + {row['stage']}"
+    stage = row.get("stage")
+    if isinstance(stage, str) and stage:
+        label += f" + {stage}"
     return label
 
 
+@cache
+def _defaults(method: str, loss: str, stage: str | None) -> dict:
+    """Flattened defaults of a run's options: the schema's, its method's, loss's and stage's."""
+    from lt_bench.losses import LOSSES, Reweighting
+    from lt_bench.methods import METHODS
+    from lt_bench.options import declared_defaults
+    from lt_bench.stages import OPTIONS
+
+    values = to_dict(OmegaConf.structured(Config))
+    if method in METHODS:
+        values["method"].update(declared_defaults(METHODS.get(method)))
+    if loss in LOSSES:
+        values["loss"].update(declared_defaults(LOSSES.get(loss)))
+    values["loss"].update(declared_defaults(Reweighting))
+    if stage in OPTIONS:
+        values["stage"] = declared_defaults(OPTIONS[stage])
+    return flatten(values)
+
+
+def _config_values(run_dir: Path) -> dict:
+    """The run's flattened config, completed with the defaults it ran with (schema keys added
+    later, method and loss options left unset), so that equal settings compare equal."""
+    try:
+        values = to_dict(load_config(run_dir / "config.yaml"))
+    except UserError:  # a config from another version of the schema: take it as written
+        values = yaml.safe_load((run_dir / "config.yaml").read_text())
+    method = (values.get("method") or {}).get("name")
+    loss = (values.get("loss") or {}).get("name")
+    stage = (values.get("stage") or {}).get("name")
+    flat = flatten(values)
+    if flat.get("stage") == "{}":
+        flat.pop("stage")  # a training run has no stage options
+    defaults = _defaults(str(method), str(loss), stage)
+    prefixes = ("method.", "loss.", *(("stage.",) if stage else ()))
+    for key, value in defaults.items():
+        if key.startswith(prefixes):
+            flat.setdefault(key, value)
+    return flat
+
+
 def read_run(run_dir: Path, runs_dir: Path) -> dict:
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    row = {"run_dir": run_dir.relative_to(runs_dir).as_posix(), **flatten(cfg)}
+    config = _config_values(run_dir)
+    row = {"run_dir": run_dir.relative_to(runs_dir).as_posix(), **config}
     final_path = run_dir / "final.json"
     final = json.loads(final_path.read_text()) if final_path.exists() else {}
     status = final.get("status")
@@ -50,7 +119,6 @@ def read_run(run_dir: Path, runs_dir: Path) -> dict:
         row.update(sep["summary"])
         for group, values in sep["groups"].items():
             row.update({f"{name}.{group}": value for name, value in values.items()})
-    row["label"] = run_label(row)
     # The split's own ratio: list-file data sets (ImageNet-LT) ignore data.ratio and keep their list's.
     split_path = run_dir / "split.json"
     ratio = (
@@ -62,7 +130,71 @@ def read_run(run_dir: Path, runs_dir: Path) -> dict:
     row["dataset"] = (
         f"{row.get('data.name')}@{ratio:g}" if ratio is not None else str(row.get("data.name"))
     )
+    settings = {k: _text(v) for k, v in config.items() if k not in NOT_SETTINGS}
+    row["settings"] = json.dumps(settings, sort_keys=True)
+    row["baseline_key"] = json.dumps(
+        {k: v for k, v in settings.items() if not k.startswith("method.")}, sort_keys=True
+    )
     return row
+
+
+def _text(value) -> str:
+    """A config value as labels and setting comparisons show it."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def setting_labels(frame: pd.DataFrame) -> pd.Series:
+    """Each run's row label: its base label, then the keys that vary among the done runs of its
+    data set and whose value differs from the default (``model.name`` as a prefix)."""
+    labels = frame.apply(run_label, axis=1)
+    done = frame[frame.status == "done"]
+    settings = {i: json.loads(text) for i, text in frame["settings"].items()}
+    for _, group in done.groupby("dataset", sort=False):
+        keys = sorted({k for i in group.index for k in settings[i]} - set(BASE_KEYS))
+        # Varying: two or more values among the runs that have the key (a method's options exist
+        # only for its runs, a stage's only for its child runs).
+        varying = [
+            k for k in keys if len({settings[i][k] for i in group.index if k in settings[i]}) > 1
+        ]
+        for i in frame.index[frame.dataset == group.dataset.iloc[0]]:
+            row = frame.loc[i]
+            stage = row.get("stage.name")
+            defaults = _defaults(
+                str(row.get("method.name")),
+                str(row.get("loss.name")),
+                stage if isinstance(stage, str) else None,
+            )
+            shown = [
+                k
+                for k in varying
+                if k in settings[i] and k in defaults and settings[i][k] != _text(defaults[k])
+            ]
+            label = labels[i]
+            if "model.name" in shown:
+                label = f"{settings[i]['model.name']} / {label}"
+            parts = [
+                f"{k.removeprefix('method.')}={settings[i][k]}" for k in shown if k != "model.name"
+            ]
+            labels[i] = label + (f" ({', '.join(parts)})" if parts else "")
+    return labels
+
+
+def check_one_run_per_seed(frame: pd.DataFrame) -> None:
+    """A row's seeds are its replicates: two done runs of one row with the same seed is an error."""
+    done = frame[frame.status == "done"]
+    for (dataset, label, seed), runs in done.groupby(["dataset", "label", "seed"], sort=False):
+        if len(runs) > 1:
+            folders = ", ".join(runs.run_dir)
+            raise UserError(
+                f"row {label!r} on {dataset} has {len(runs)} done runs of seed {seed} ({folders}); "
+                "they differ only in keys the report ignores: remove all but one"
+            )
 
 
 def collect(runs_dir: str | Path) -> pd.DataFrame:
@@ -80,6 +212,8 @@ def collect(runs_dir: str | Path) -> pd.DataFrame:
             f"no runs under {runs_dir} (no */config.yaml); run lt-bench train or sweep first"
         )
     frame = pd.DataFrame(rows)
+    frame["label"] = setting_labels(frame)
+    check_one_run_per_seed(frame)
     return frame.sort_values(["dataset", "label", "seed", "run_dir"], kind="stable").reset_index(
         drop=True
     )

@@ -32,6 +32,7 @@ class Table:
     scale: float = 1.0  # 100 for accuracies shown in percent
     digits: int = 1
     notes: dict = field(default_factory=dict)  # row -> warning sentences of its runs (marked †)
+    settings: dict = field(default_factory=dict)  # (row, group) -> the row's settings there
 
     def label(self, row: str) -> str:
         return f"{row} †" if row in self.notes else row
@@ -132,6 +133,7 @@ class Table:
                             "std": std * self.scale,
                             "seeds": n,
                             "warnings": len(self.notes.get(row, [])),
+                            **self.settings.get((row, group), {}),
                         }
                     )
         return pd.DataFrame(records)
@@ -154,6 +156,14 @@ def _aggregate(done: pd.DataFrame, group_column: str, metrics: list[str]) -> dic
             std = float(values.std(ddof=1)) if n > 1 else 0.0
             cells[(label, str(group), metric)] = (float(values.mean()) if n else math.nan, std, n)
     return cells
+
+
+def row_settings(done: pd.DataFrame, group_column: str) -> dict:
+    """(row, group) -> the full settings of the row's runs there (the CSV carries them)."""
+    settings = {}
+    for (label, group), runs in done.groupby(["label", group_column], sort=False):
+        settings[(label, str(group))] = json.loads(runs["settings"].iloc[0])
+    return settings
 
 
 def warning_notes(done: pd.DataFrame) -> dict[str, list[str]]:
@@ -192,6 +202,7 @@ def main_table(runs: pd.DataFrame) -> Table:
         {(g, m): "max" for g in groups for m in metrics},
         scale=100,
         notes=warning_notes(done),
+        settings=row_settings(done, "dataset"),
     )
 
 
@@ -211,6 +222,7 @@ def separability_table(runs: pd.DataFrame) -> Table:
         best,
         digits=3,
         notes=warning_notes(done),
+        settings=row_settings(done, "dataset"),
     )
 
 
@@ -233,6 +245,7 @@ def ratio_table(runs: pd.DataFrame) -> Table:
         {(g, "top1"): "max" for g in groups},
         scale=100,
         notes=warning_notes(done),
+        settings=row_settings(done, "ratio_group"),
     )
 
 
@@ -243,9 +256,11 @@ def _ratio_key(label: str) -> float:
 def _row_order(done: pd.DataFrame) -> list[str]:
     """Baselines first in a fixed order, SAR last, other labels alphabetically in between."""
     order = {"none": 0, "center": 1, "prototype": 2, "etf": 3, "sar": 9}
-    return sorted(
-        pd.unique(done["label"]), key=lambda label: (order.get(label.split(" + ")[0], 5), label)
-    )
+
+    def method(label: str) -> str:  # "resnet20_cifar / sar + ldam (trade_off=0)" -> "sar"
+        return label.split(" / ")[-1].split(" ")[0]
+
+    return sorted(pd.unique(done["label"]), key=lambda label: (order.get(method(label), 5), label))
 
 
 def incomplete_runs(runs: pd.DataFrame) -> pd.DataFrame:
