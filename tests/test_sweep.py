@@ -150,3 +150,27 @@ def test_a_study_can_list_second_stages(tmp_path, capsys):
     (tmp_path / "bad.yaml").write_text("stages: [crt2]\n")
     with pytest.raises(UserError, match="unknown stage 'crt2'"):
         load_study(tmp_path / "bad.yaml")
+
+
+def test_arms_are_crossed_with_the_grid(tmp_path):
+    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "study.yaml").write_text(
+        "base: base.yaml\narms:\n  - {method.name: none}\n"
+        "  - {method.name: sar, method.trade_off: 0}\ngrid:\n  seed: [0, 1]\n"
+    )
+    points = expand(load_study(tmp_path / "study.yaml"), tmp_path / "runs")
+    assert [p.overrides for p in points] == [
+        {"method.name": "none", "seed": 0},
+        {"method.name": "none", "seed": 1},
+        {"method.name": "sar", "method.trade_off": 0, "seed": 0},
+        {"method.name": "sar", "method.trade_off": 0, "seed": 1},
+    ]
+    assert points[2].cfg.method.trade_off == 0
+    (tmp_path / "twice.yaml").write_text(
+        "base: base.yaml\narms: [{method.name: sar}, {method.name: sar}]\n"
+    )
+    with pytest.raises(UserError, match="identical configs"):
+        expand(load_study(tmp_path / "twice.yaml"), tmp_path / "runs")
+    (tmp_path / "bad.yaml").write_text("arms: {method.name: sar}\n")
+    with pytest.raises(UserError, match="arms must be a list of mappings"):
+        load_study(tmp_path / "bad.yaml")
