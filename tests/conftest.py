@@ -93,3 +93,31 @@ def fake_imagenet_lt(tmp_path: Path) -> Path:
         root / "ImageNet_LT_test.txt", write_jpeg_tree(root, [3, 3, 3, 3], "test", seed=2)
     )
     return root
+
+
+def write_idx_files(
+    folder: Path, train_per_class: int = 12, test_per_class: int = 3, gz: bool = True, seed: int = 0
+) -> Path:
+    """The four MNIST-format idx files (``train-images-idx3-ubyte[.gz]`` ...), 28x28 uint8."""
+    import gzip
+    import struct
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, per_class in (("train", train_per_class), ("t10k", test_per_class)):
+        labels = rng.permutation(np.repeat(np.arange(10), per_class)).astype(np.uint8)
+        images = rng.integers(0, 256, (len(labels), 28, 28), dtype=np.uint8)
+        images[:, 0, 0] = labels  # the label in the first pixel: images and labels stay paired
+        blobs = {
+            f"{prefix}-images-idx3-ubyte": struct.pack(">IIII", 0x803, len(labels), 28, 28)
+            + images.tobytes(),
+            f"{prefix}-labels-idx1-ubyte": struct.pack(">II", 0x801, len(labels))
+            + labels.tobytes(),
+        }
+        for name, blob in blobs.items():
+            if gz:
+                with gzip.open(folder / f"{name}.gz", "wb") as f:
+                    f.write(blob)
+            else:
+                (folder / name).write_bytes(blob)
+    return folder

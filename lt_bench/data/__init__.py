@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lt_bench.data import cifar, embedded, imagenet_lt  # noqa: F401  (registers the data sets)
+from lt_bench.data import cifar, embedded, imagenet_lt, mnist  # noqa: F401  (registers the data sets)
 from lt_bench.data.base import (
     DATASETS,
     DataInfo,
