@@ -181,7 +181,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     study = sweep.load_study(args.study)
     runs_dir = Path(args.runs_dir or Path("runs") / study.name)
-    points = sweep.expand(study, runs_dir)
     slurm = {
         **study.slurm,
         **{
@@ -195,28 +194,75 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             if v is not None
         },
     }
-    if not (args.status or args.dry_run):
+    launching = not (args.status or args.dry_run)
+
+    def run(points: list) -> None:
+        if not launching or not points:
+            return
         results = sweep.launch(points, args.executor, args.jobs, slurm)
         submitted = [r["job_id"] for r in results if r.get("status") == "submitted"]
         if submitted:
             print(
                 f"submitted {len(submitted)} jobs ({submitted[0]}...) to slurm; check with lt-bench sweep {args.study} --status"
             )
-    counts = sweep.status_counts(points)
-    print(
-        f"{study.name}: {len(points)} runs in {runs_dir}: "
-        + ", ".join(f"{counts.get(s, 0)} {s}" for s in sweep.STATUSES)
-    )
-    if args.dry_run:
-        for point in points:
-            mark = sweep.run_status(point.run_dir)
-            print(
-                f"  [{mark}] {point.run_dir.name}  "
-                + " ".join(f"{k}={v}" for k, v in point.overrides.items())
-            )
-    for run_dir, error in sweep.failures(points):
-        print(f"  failed: {run_dir}: {error}")
-    return 1 if counts.get("failed") and not (args.status or args.dry_run) else 0
+
+    phases = []
+    if study.tune is not None:  # phase 1: the tuning trials; phase 2 waits for all of them
+        points, waiting = _tuned_points(study, runs_dir, run, launching)
+        phases.append(("tuning", points[0]))
+        if waiting:
+            print(f"{study.name}: final runs wait for the tuning trials ({waiting})")
+        else:
+            phases.append(("final", points[1]))
+    else:
+        points = sweep.expand(study, runs_dir)
+        run(points)
+        phases.append(("", points))
+    failed = 0
+    for phase, points in phases:
+        counts = sweep.status_counts(points)
+        failed += counts.get("failed", 0)
+        where = runs_dir / "tune" if phase == "tuning" else runs_dir
+        print(
+            f"{study.name}{' ' + phase if phase else ''}: {len(points)} runs in {where}: "
+            + ", ".join(f"{counts.get(s, 0)} {s}" for s in sweep.STATUSES)
+        )
+        if args.dry_run:
+            for point in points:
+                mark = sweep.run_status(point.run_dir)
+                print(
+                    f"  [{mark}] {point.run_dir.name}  "
+                    + " ".join(f"{k}={v}" for k, v in point.overrides.items())
+                )
+        for run_dir, error in sweep.failures(points):
+            print(f"  failed: {run_dir}: {error}")
+    return 1 if failed and launching else 0
+
+
+def _tuned_points(study, runs_dir: Path, run, launching: bool) -> tuple[tuple[list, list], str]:
+    """Run (when launching) the tuning trials, choose each arm's values on validation, then run
+    the final points; returns ((trial points, final points), why the finals wait or "")."""
+    from lt_bench import sweep, tune
+
+    trials = tune.trial_points(study, runs_dir)
+    trial_points = [t.point for t in trials]
+    run(trial_points)
+    select = sweep.resolve(study, {}, runs_dir).train.select
+    scores = {i: tune.trial_score(t.point.run_dir, select) for i, t in enumerate(trials)}
+    chosen = tune.choose(trials, scores)
+    record = None
+    if launching or tune.tuning_dir(runs_dir).exists():
+        record = tune.write_record(study, runs_dir, trials, scores, chosen)
+    if chosen is None:
+        done = sum(score is not None for score in scores.values())
+        return (trial_points, []), f"{done} of {len(trials)} done"
+    finals = sweep.expand(study, runs_dir, tuned=lambda o: chosen[tune.arm_key(o)].values)
+    run(finals)
+    if record is not None:
+        choices = {arm["arm"]: arm["chosen"] for arm in record["arms"]}
+        for combination, point in zip(sweep.combinations(study), finals):
+            tune.record_source(point.run_dir, choices[tune.arm_key(combination)])
+    return (trial_points, finals), ""
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -50,6 +50,7 @@ class Study:
     arms: list = field(default_factory=lambda: [{}])
     slurm: dict = field(default_factory=dict)
     stages: list = field(default_factory=list)
+    tune: object = None  # a tune.Tuning when the study has a tune: section
 
 
 @dataclass
@@ -75,7 +76,7 @@ def load_study(path: str | Path) -> Study:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise UserError(f"study file {path} is not valid YAML; fix its syntax") from err
-    allowed = ("name", "base", "fixed", "arms", "grid", "slurm", "stages")
+    allowed = ("name", "base", "fixed", "arms", "grid", "slurm", "stages", "tune")
     unknown = set(raw) - set(allowed)
     if unknown:
         raise UserError(
@@ -98,6 +99,8 @@ def load_study(path: str | Path) -> Study:
         if not isinstance(values, list) or not values:
             raise UserError(f"study grid key {key!r} needs a non-empty list of values")
     base = (path.parent / raw["base"]).resolve() if raw.get("base") else None
+    from lt_bench.tune import parse_tuning
+
     return Study(
         raw.get("name", path.stem),
         base,
@@ -106,6 +109,7 @@ def load_study(path: str | Path) -> Study:
         arms,
         raw.get("slurm") or {},
         list(raw.get("stages") or []),
+        parse_tuning(raw["tune"], path) if raw.get("tune") is not None else None,
     )
 
 
@@ -114,18 +118,32 @@ def _as_overrides(values: dict) -> list[str]:
     return [f"{key}={json.dumps(value)}" for key, value in values.items()]
 
 
-def expand(study: Study, runs_dir: str | Path) -> list[Point]:
-    """Every grid point as a resolved config writing under ``runs_dir``; run ids must be unique."""
+def combinations(study: Study) -> list[dict]:
+    """Every point's overrides: each arm crossed with the grid's product."""
     keys = list(study.grid)
-    points = []
-    for arm, values in itertools.product(
-        study.arms, itertools.product(*(study.grid[k] for k in keys))
-    ):
-        overrides = {**arm, **dict(zip(keys, values))}
-        cfg = load_config(
-            study.base,
-            [*_as_overrides(study.fixed), *_as_overrides(overrides), f"out_dir={runs_dir}"],
+    return [
+        {**arm, **dict(zip(keys, values))}
+        for arm, values in itertools.product(
+            study.arms, itertools.product(*(study.grid[k] for k in keys))
         )
+    ]
+
+
+def resolve(study: Study, overrides: dict, runs_dir: str | Path) -> DictConfig:
+    """The config of one point: base <- fixed <- the point's overrides."""
+    return load_config(
+        study.base,
+        [*_as_overrides(study.fixed), *_as_overrides(overrides), f"out_dir={runs_dir}"],
+    )
+
+
+def expand(study: Study, runs_dir: str | Path, tuned=None) -> list[Point]:
+    """Every point as a resolved config writing under ``runs_dir``; run ids must be unique.
+    ``tuned(overrides) -> dict`` adds a tuned study's chosen values to each point."""
+    points = []
+    for overrides in combinations(study):
+        overrides = {**overrides, **(tuned(overrides) if tuned else {})}
+        cfg = resolve(study, overrides, runs_dir)
         points.append(Point(overrides, cfg, tuple(study.stages)))
     ids = Counter(run_id(p.cfg) for p in points)
     if any(n > 1 for n in ids.values()):

@@ -90,6 +90,17 @@ def write_report(
             "comparison_aggregate.csv",
         ]
         sections.append(f"## Paired comparisons\n\n{markdown}")
+    tuning_path = runs_dir / "tune" / "tuning.json"
+    if tuning_path.exists():  # a tuned study: its search, trial by trial
+        from lt_bench import tune
+
+        record = json.loads(tuning_path.read_text())
+        markdown = tune.record_markdown(record)
+        atomic.write_text(out_dir / "tuning.md", markdown)
+        with atomic.atomic_path(out_dir / "tuning.csv") as tmp:
+            tune.record_frame(record).to_csv(tmp, index=False)
+        written += ["tuning.md", "tuning.csv"]
+        sections.append(f"## Tuning\n\n{markdown}")
     unfinished = incomplete_runs(runs)
     if len(unfinished):
         lines = [

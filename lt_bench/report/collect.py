@@ -205,8 +205,8 @@ def collect(runs_dir: str | Path) -> pd.DataFrame:
     rows = [
         read_run(path.parent, runs_dir)
         for path in sorted(runs_dir.rglob("config.yaml"))
-        if ".submitit" not in path.parts
-    ]
+        if ".submitit" not in path.parts and path.relative_to(runs_dir).parts[0] != "tune"
+    ]  # tune/ holds a tuned study's trials: reported in tuning.md, never as table rows
     if not rows:
         raise UserError(
             f"no runs under {runs_dir} (no */config.yaml); run lt-bench train or sweep first"

@@ -1,0 +1,292 @@
+"""Equal-budget random search, selected on validation only (as DomainBed does for its field).
+
+A study's ``tune:`` section::
+
+    tune:
+      trials: 8                 # per arm, the same for every arm
+      seed: 0                   # the training seed of the trials
+      space:                    # shared by every arm
+        optim.lr: {log_uniform: [0.01, 0.2]}
+      space_by_method:          # added for arms of that method
+        sar: {method.trade_off: {log_uniform: [0.01, 1.0]}}
+
+An *arm* is one combination of the study's arms and grid values other than the seed. ``lt-bench
+sweep`` first runs ``trials`` random draws per arm under ``<runs>/tune/``; a draw is a pure function
+of the study name, the arm and the trial number, so reruns are idempotent. Each trial is scored by
+the balanced accuracy on the validation set (the data set's val list, or train images the
+long-tailed split left over; never the test set) of the epoch the study reports (the last, unless
+the study selects ``best_val``). Then the grid's seeds run with each arm's best values (ties: the
+earlier trial), and each final run's ``final.json`` records where its values came from.
+``tune/tuning.json`` keeps the whole search: space, every trial's values and score, the choice and
+the budget (trials x epochs) of each arm, which must be equal across arms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lt_bench import atomic
+from lt_bench.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DISTRIBUTIONS = ("log_uniform", "uniform", "int_uniform", "choice")
+
+
+@dataclass
+class Tuning:
+    trials: int
+    seed: int = 0
+    space: dict = field(default_factory=dict)
+    space_by_method: dict = field(default_factory=dict)
+
+
+def parse_tuning(raw: dict, path: Path) -> Tuning:
+    """The study's ``tune:`` section, checked: one-line errors naming the key and the fix."""
+    if not isinstance(raw, dict):
+        raise UserError(f"study file {path}: tune must be a mapping with trials and space")
+    unknown = set(raw) - {"trials", "seed", "space", "space_by_method"}
+    if unknown:
+        raise UserError(
+            f"study file {path}: tune has unknown keys {sorted(unknown)}; allowed: trials, seed, space, space_by_method"
+        )
+    trials = raw.get("trials")
+    if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
+        raise UserError(f"study file {path}: tune.trials={trials!r} must be an integer >= 1")
+    spaces = [raw.get("space") or {}, *(raw.get("space_by_method") or {}).values()]
+    for space in spaces:
+        for key, spec in space.items():
+            _check_distribution(path, key, spec)
+    return Tuning(
+        trials, int(raw.get("seed", 0)), raw.get("space") or {}, raw.get("space_by_method") or {}
+    )
+
+
+def _check_distribution(path: Path, key: str, spec) -> None:
+    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
+        raise UserError(
+            f"study file {path}: tune space {key!r} must be one of {', '.join(DISTRIBUTIONS)}, "
+            "e.g. {log_uniform: [0.01, 0.2]}"
+        )
+    kind, args = next(iter(spec.items()))
+    if kind == "choice":
+        if not isinstance(args, list) or not args:
+            raise UserError(f"study file {path}: tune space {key!r}: choice needs a non-empty list")
+        return
+    if not (isinstance(args, list) and len(args) == 2 and args[0] <= args[1]):
+        raise UserError(
+            f"study file {path}: tune space {key!r}: {kind} needs [low, high] with low <= high"
+        )
+    if kind == "log_uniform" and args[0] <= 0:
+        raise UserError(f"study file {path}: tune space {key!r}: log_uniform needs low > 0")
+
+
+def arm_key(overrides: dict) -> str:
+    """An arm's name: its overrides other than the seed, as ``key=value`` (stable order)."""
+    shown = (
+        f"{k}={v if isinstance(v, str) else json.dumps(v)}"
+        for k, v in sorted(overrides.items())
+        if k != "seed"
+    )
+    return ", ".join(shown) or "all"
+
+
+def draw(study_name: str, arm: str, trial: int, space: dict) -> dict:
+    """One trial's values: a pure function of the study, the arm and the trial number."""
+    digest = hashlib.sha256(f"{study_name}|{arm}|{trial}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    values = {}
+    for key in sorted(space):
+        kind, args = next(iter(space[key].items()))
+        if kind == "log_uniform":
+            values[key] = float(math.exp(rng.uniform(math.log(args[0]), math.log(args[1]))))
+        elif kind == "uniform":
+            values[key] = float(rng.uniform(args[0], args[1]))
+        elif kind == "int_uniform":
+            values[key] = int(rng.integers(args[0], args[1], endpoint=True))
+        else:
+            values[key] = args[int(rng.integers(len(args)))]
+    return values
+
+
+@dataclass
+class Trial:
+    arm: str
+    arm_overrides: dict
+    number: int
+    values: dict
+    point: object  # sweep.Point
+
+
+def tuning_dir(runs_dir: Path) -> Path:
+    return Path(runs_dir) / "tune"
+
+
+def trial_points(study, runs_dir: Path) -> list[Trial]:
+    """Every arm's ``trials`` draws as points under ``<runs_dir>/tune``; refuses unequal budgets."""
+    from lt_bench.sweep import Point, combinations, resolve
+
+    tuning: Tuning = study.tune
+    arms: dict[str, dict] = {}
+    for overrides in combinations(study):
+        arms.setdefault(arm_key(overrides), {k: v for k, v in overrides.items() if k != "seed"})
+    trials, budgets = [], {}
+    for key, arm in arms.items():
+        method = resolve(study, arm, runs_dir).method.name
+        space = {**tuning.space, **tuning.space_by_method.get(method, {})}
+        budgets[key] = 0
+        for number in range(tuning.trials):
+            values = draw(study.name, key, number, space)
+            overrides = {**arm, **values, "seed": tuning.seed, "train.select": "best_val"}
+            cfg = resolve(study, overrides, tuning_dir(runs_dir))
+            budgets[key] += cfg.optim.epochs
+            trials.append(Trial(key, arm, number, values, Point(overrides, cfg)))
+    if len(set(budgets.values())) > 1:
+        shown = "; ".join(f"{k}: {b} epochs" for k, b in budgets.items())
+        raise UserError(
+            f"study {study.name}: tuning budgets differ between arms ({shown}); give every arm "
+            "the same optim.epochs and keep optim.epochs out of the search space"
+        )
+    return trials
+
+
+def trial_score(run_dir: Path, select: str) -> float | None:
+    """A finished trial's validation balanced accuracy at the epoch the study reports."""
+    final_path = run_dir / "final.json"
+    if not final_path.exists() or json.loads(final_path.read_text()).get("status") != "done":
+        return None
+    if select == "best_val":
+        return json.loads(final_path.read_text())["selection"]["val_balanced"]
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return rows[-1]["val/balanced"]
+
+
+def choose(trials: list[Trial], scores: dict) -> dict[str, Trial] | None:
+    """Each arm's trial with the best validation score (ties: the earlier trial); None until every
+    trial has a score. ``scores`` maps trial index in ``trials`` to its score. Test metrics are
+    never read."""
+    if any(scores.get(i) is None for i in range(len(trials))):
+        return None
+    best: dict[str, int] = {}
+    for i, trial in enumerate(trials):
+        if trial.arm not in best or scores[i] > scores[best[trial.arm]]:
+            best[trial.arm] = i
+    return {arm: trials[i] for arm, i in best.items()}
+
+
+def write_record(study, runs_dir: Path, trials: list[Trial], scores: dict, chosen) -> dict:
+    """``<runs_dir>/tune/tuning.json``: the space, every trial, each arm's choice and budget."""
+    from lt_bench.config import run_id
+
+    arms = {}
+    for i, trial in enumerate(trials):
+        arm = arms.setdefault(
+            trial.arm, {"arm": trial.arm, "trials": [], "budget_epochs": 0, "chosen": None}
+        )
+        arm["budget_epochs"] += trial.point.cfg.optim.epochs
+        arm["trials"].append(
+            {
+                "trial": trial.number,
+                "values": trial.values,
+                "run_dir": trial.point.run_dir.name,
+                "run_id": run_id(trial.point.cfg),
+                "val_balanced": scores.get(i),
+            }
+        )
+    for key, trial in (chosen or {}).items():
+        arms[key]["chosen"] = {
+            "trial": trial.number,
+            "values": trial.values,
+            "run_id": run_id(trial.point.cfg),
+            "val_balanced": scores[trials.index(trial)],
+        }
+    record = {
+        "study": study.name,
+        "trials_per_arm": study.tune.trials,
+        "seed": study.tune.seed,
+        "space": study.tune.space,
+        "space_by_method": study.tune.space_by_method,
+        "selected_on": "validation balanced accuracy (never the test set)",
+        "arms": list(arms.values()),
+    }
+    atomic.write_json(tuning_dir(runs_dir) / "tuning.json", record)
+    return record
+
+
+def record_source(run_dir: Path, choice: dict) -> None:
+    """Note in a finished final run's ``final.json`` where its tuned values came from."""
+    final_path = run_dir / "final.json"
+    if final_path.exists():
+        final = json.loads(final_path.read_text())
+        if final.get("status") == "done" and final.get("tuned") != choice:
+            final["tuned"] = choice
+            atomic.write_json(final_path, final)
+
+
+def _shown(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def record_frame(record: dict) -> pd.DataFrame:
+    """Every trial as one CSV row: arm, trial, values, validation score, chosen."""
+    import pandas as pd
+
+    rows = []
+    for arm in record["arms"]:
+        chosen = (arm.get("chosen") or {}).get("trial")
+        for trial in arm["trials"]:
+            rows.append(
+                {
+                    "arm": arm["arm"],
+                    "trial": trial["trial"],
+                    **trial["values"],
+                    "val_balanced": trial["val_balanced"],
+                    "chosen": trial["trial"] == chosen,
+                    "budget_epochs": arm["budget_epochs"],
+                    "run_dir": trial["run_dir"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def record_markdown(record: dict) -> str:
+    """tuning.md: the space, the budget per arm, every trial, and each arm's choice."""
+    space = {**record["space"]}
+    lines = [
+        f"Random search, {record['trials_per_arm']} trials per arm, training seed "
+        f"{record['seed']}, selected on {record['selected_on']}.",
+        "",
+        "Space: "
+        + "; ".join(f"`{k}` {json.dumps(v)}" for k, v in space.items())
+        + "".join(
+            f"; for {method}: " + "; ".join(f"`{k}` {json.dumps(v)}" for k, v in extra.items())
+            for method, extra in record["space_by_method"].items()
+        ),
+        "",
+        "| Arm | Trial | Values | Val. balanced acc. | Budget (epochs) |",
+        "|---|---|---|---|---|",
+    ]
+    for arm in record["arms"]:
+        chosen = (arm.get("chosen") or {}).get("trial")
+        for trial in arm["trials"]:
+            values = ", ".join(f"{k}={_shown(v)}" for k, v in trial["values"].items())
+            score = "–" if trial["val_balanced"] is None else f"{trial['val_balanced']:.4f}"
+            mark = "**" if trial["trial"] == chosen else ""
+            lines.append(
+                f"| {arm['arm']} | {trial['trial']} | {mark}{values}{mark} | {mark}{score}{mark} | "
+                f"{arm['budget_epochs']} |"
+            )
+    budgets = {arm["budget_epochs"] for arm in record["arms"]}
+    lines += [
+        "",
+        f"Budget per arm: {', '.join(map(str, sorted(budgets)))} epochs (equal: {len(budgets) == 1}). Bold: the chosen trial.",
+    ]
+    return "\n".join(lines) + "\n"
