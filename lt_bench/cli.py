@@ -256,12 +256,13 @@ def _tuned_points(study, runs_dir: Path, run, launching: bool) -> tuple[tuple[li
     if chosen is None:
         done = sum(score is not None for score in scores.values())
         return (trial_points, []), f"{done} of {len(trials)} done"
-    finals = sweep.expand(study, runs_dir, tuned=lambda o: chosen[tune.arm_key(o)].values)
+    at = study.tune.at
+    finals = sweep.expand(study, runs_dir, tuned=lambda o: chosen[tune.arm_key(o, at)].values)
     run(finals)
     if record is not None:
         choices = {arm["arm"]: arm["chosen"] for arm in record["arms"]}
         for combination, point in zip(sweep.combinations(study), finals):
-            tune.record_source(point.run_dir, choices[tune.arm_key(combination)])
+            tune.record_source(point.run_dir, choices[tune.arm_key(combination, at)])
     return (trial_points, finals), ""
 
 

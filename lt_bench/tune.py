@@ -9,8 +9,12 @@ A study's ``tune:`` section::
         optim.lr: {log_uniform: [0.01, 0.2]}
       space_by_method:          # added for arms of that method
         sar: {method.trade_off: {log_uniform: [0.01, 1.0]}}
+      at: {data.ratio: 100}     # optional: tune at these values; the choice serves every grid value
 
-An *arm* is one combination of the study's arms and grid values other than the seed. ``lt-bench
+A key an arm sets itself (``sar`` with ``method.trade_off: 0``) is not searched in that arm.
+An *arm* is one combination of the study's arms and grid values other than the seed (and the
+keys ``at`` fixes for the trials: with ``at: {data.ratio: 100}`` the values chosen at ratio 100
+serve every ratio of the grid). ``lt-bench
 sweep`` first runs ``trials`` random draws per arm under ``<runs>/tune/``; a draw is a pure function
 of the study name, the arm and the trial number, so reruns are idempotent. Each trial is scored by
 the balanced accuracy on the validation set (the data set's val list, or train images the
@@ -47,17 +51,20 @@ class Tuning:
     seed: int = 0
     space: dict = field(default_factory=dict)
     space_by_method: dict = field(default_factory=dict)
+    at: dict = field(default_factory=dict)
 
 
 def parse_tuning(raw: dict, path: Path) -> Tuning:
     """The study's ``tune:`` section, checked: one-line errors naming the key and the fix."""
     if not isinstance(raw, dict):
         raise UserError(f"study file {path}: tune must be a mapping with trials and space")
-    unknown = set(raw) - {"trials", "seed", "space", "space_by_method"}
+    unknown = set(raw) - {"trials", "seed", "space", "space_by_method", "at"}
     if unknown:
         raise UserError(
-            f"study file {path}: tune has unknown keys {sorted(unknown)}; allowed: trials, seed, space, space_by_method"
+            f"study file {path}: tune has unknown keys {sorted(unknown)}; allowed: trials, seed, space, space_by_method, at"
         )
+    if not isinstance(raw.get("at") or {}, dict):
+        raise UserError(f"study file {path}: tune.at must be a mapping, e.g. {{data.ratio: 100}}")
     trials = raw.get("trials")
     if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
         raise UserError(f"study file {path}: tune.trials={trials!r} must be an integer >= 1")
@@ -66,7 +73,11 @@ def parse_tuning(raw: dict, path: Path) -> Tuning:
         for key, spec in space.items():
             _check_distribution(path, key, spec)
     return Tuning(
-        trials, int(raw.get("seed", 0)), raw.get("space") or {}, raw.get("space_by_method") or {}
+        trials,
+        int(raw.get("seed", 0)),
+        raw.get("space") or {},
+        raw.get("space_by_method") or {},
+        raw.get("at") or {},
     )
 
 
@@ -89,12 +100,12 @@ def _check_distribution(path: Path, key: str, spec) -> None:
         raise UserError(f"study file {path}: tune space {key!r}: log_uniform needs low > 0")
 
 
-def arm_key(overrides: dict) -> str:
-    """An arm's name: its overrides other than the seed, as ``key=value`` (stable order)."""
+def arm_key(overrides: dict, at: dict | None = None) -> str:
+    """An arm's name: its overrides other than the seed and the ``at`` keys, as ``key=value``."""
     shown = (
         f"{k}={v if isinstance(v, str) else json.dumps(v)}"
         for k, v in sorted(overrides.items())
-        if k != "seed"
+        if k != "seed" and k not in (at or {})
     )
     return ", ".join(shown) or "all"
 
@@ -137,15 +148,18 @@ def trial_points(study, runs_dir: Path) -> list[Trial]:
     tuning: Tuning = study.tune
     arms: dict[str, dict] = {}
     for overrides in combinations(study):
-        arms.setdefault(arm_key(overrides), {k: v for k, v in overrides.items() if k != "seed"})
+        arm = {k: v for k, v in overrides.items() if k != "seed" and k not in tuning.at}
+        arms.setdefault(arm_key(overrides, tuning.at), arm)
     trials, budgets = [], {}
     for key, arm in arms.items():
         method = resolve(study, arm, runs_dir).method.name
         space = {**tuning.space, **tuning.space_by_method.get(method, {})}
+        space = {k: v for k, v in space.items() if k not in arm}  # an arm's own values stay fixed
         budgets[key] = 0
         for number in range(tuning.trials):
             values = draw(study.name, key, number, space)
-            overrides = {**arm, **values, "seed": tuning.seed, "train.select": "best_val"}
+            overrides = {**arm, **tuning.at, **values}
+            overrides.update({"seed": tuning.seed, "train.select": "best_val"})
             cfg = resolve(study, overrides, tuning_dir(runs_dir))
             budgets[key] += cfg.optim.epochs
             trials.append(Trial(key, arm, number, values, Point(overrides, cfg)))
@@ -214,6 +228,7 @@ def write_record(study, runs_dir: Path, trials: list[Trial], scores: dict, chose
         "seed": study.tune.seed,
         "space": study.tune.space,
         "space_by_method": study.tune.space_by_method,
+        "at": study.tune.at,
         "selected_on": "validation balanced accuracy (never the test set)",
         "arms": list(arms.values()),
     }
@@ -259,10 +274,12 @@ def record_frame(record: dict) -> pd.DataFrame:
 
 def record_markdown(record: dict) -> str:
     """tuning.md: the space, the budget per arm, every trial, and each arm's choice."""
-    space = {**record["space"]}
+    space = record["space"]
     lines = [
         f"Random search, {record['trials_per_arm']} trials per arm, training seed "
-        f"{record['seed']}, selected on {record['selected_on']}.",
+        f"{record['seed']}"
+        + "".join(f", at {k}={v}" for k, v in (record.get("at") or {}).items())
+        + f", selected on {record['selected_on']}; the chosen values serve every run of the arm.",
         "",
         "Space: "
         + "; ".join(f"`{k}` {json.dumps(v)}" for k, v in space.items())

@@ -153,3 +153,18 @@ def test_arm_names_leave_out_the_seed():
         arm_key({"seed": 3, "method.name": "sar", "data.ratio": 100})
         == "data.ratio=100, method.name=sar"
     )
+
+
+def test_an_arm_keeps_its_own_values_and_tunes_at_the_given_point(tmp_path):
+    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "s.yaml").write_text(
+        STUDY.replace("  - {method.name: sar}", "  - {method.name: sar, method.trade_off: 0}")
+        .replace("  seed: [0, 1]", "  seed: [0, 1]\n  data.ratio: [2, 4]")
+        .replace("  seed: 0\n", "  seed: 0\n  at: {data.ratio: 4}\n")
+    )
+    trials = trial_points(load_study(tmp_path / "s.yaml"), tmp_path / "runs")
+    assert len(trials) == 4  # 2 arms x 2 trials: the ratio is not an arm, it is fixed at 4
+    for trial in trials:
+        assert trial.point.cfg.data.ratio == 4
+        if trial.point.cfg.method.name == "sar":
+            assert trial.point.cfg.method.trade_off == 0 and "method.trade_off" not in trial.values
