@@ -64,7 +64,9 @@ def main() -> None:
     load = {n: statistics.median(v) for n, v in loads.items()}
     print(f"median of {args.repeats} interleaved rounds, ratio 100, small_cnn, batch 128")
     for name in names:
-        print(f"  {name:>13}: {rate[name]:8.0f} train images/s, {1e6 / rate[name]:6.0f} us/image, load {load[name]:.2f} s")
+        print(
+            f"  {name:>13}: {rate[name]:8.0f} train images/s, {1e6 / rate[name]:6.0f} us/image, load {load[name]:.2f} s"
+        )
     print(
         f"per-image training cost, fashion_mnist / mnist_lt: {rate['mnist_lt'] / rate['fashion_mnist']:.2f}x; "
         f"loading: {load['fashion_mnist'] / load['mnist_lt']:.1f}x for {70000 / 5000:.0f}x the images"

@@ -196,10 +196,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     }
     launching = not (args.status or args.dry_run)
 
+    def line(done: int, total: int, result: dict) -> None:  # without a terminal: a line a run
+        if not sys.stderr.isatty():
+            error = f": {result['error']}" if "error" in result else ""
+            print(f"  [{done}/{total}] {Path(result['run_dir']).name}: {result['status']}{error}")
+
     def run(points: list) -> None:
         if not launching or not points:
             return
-        results = sweep.launch(points, args.executor, args.jobs, slurm)
+        results = sweep.launch(points, args.executor, args.jobs, slurm, on_result=line)
         submitted = [r["job_id"] for r in results if r.get("status") == "submitted"]
         if submitted:
             print(

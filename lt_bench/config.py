@@ -95,7 +95,9 @@ class OptimConfig:
     warmup_epochs: int = 5  # linear warm-up, per step
 
 
-@option_ranges(amp=one_of("auto", True, False), eval_every=at_least(0))
+@option_ranges(
+    amp=one_of("auto", True, False), eval_every=at_least(0), loggers=one_of("tensorboard", "mlflow")
+)
 @dataclass
 class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -112,6 +114,8 @@ class TrainConfig:
         "last"  # last | best_val (best balanced accuracy on a validation set, every epoch)
     )
     progress: bool = True  # tqdm bar when stderr is a terminal
+    loggers: list[str] = field(default_factory=list)  # tensorboard, mlflow (lt_bench/trackers.py)
+    experiment: Optional[str] = None  # the MLflow experiment; lt-bench sweep sets the study name
 
 
 @option_ranges(seed=at_least(0))
@@ -132,7 +136,7 @@ class Config:
 
 
 # Keys that change where or how a run is shown, not what it computes: left out of the run id.
-NON_IDENTITY_KEYS = ("out_dir", "name", "train.progress")
+NON_IDENTITY_KEYS = ("out_dir", "name", "train.progress", "train.loggers", "train.experiment")
 
 
 def _suggest(key: str) -> str:

@@ -49,6 +49,7 @@ from lt_bench.losses import (
 from lt_bench.methods import METHODS, Regularizer, build_method
 from lt_bench.models import Network, build_network
 from lt_bench.options import check_options, declared_types
+from lt_bench.trackers import Trackers, check_trackers
 
 
 class NonFiniteLoss(UserError):
@@ -167,6 +168,7 @@ def check_config(cfg: DictConfig) -> None:
     check_model_name(cfg.model.name)
     check_values(cfg)
     check_profile(cfg.data.ratio, cfg.data.profile)
+    check_trackers(cfg)
     method_options = {k: v for k, v in to_dict(cfg.method).items() if k != "name"}
     check_options(
         METHODS.get(cfg.method.name), method_options, "method.", f"method {cfg.method.name}"
@@ -345,7 +347,7 @@ def train(
     start_epoch, history = resume_from_checkpoint(run_dir, setup, loop) if resume else (0, [])
     if main:
         open_run_directory(run_dir, cfg, setup, fresh=start_epoch == 0)
-
+    trackers = Trackers(cfg, run_dir, start_epoch, enabled=main)  # TensorBoard, MLflow
     check_every = 1 if device.type == "cpu" else 25  # finiteness checks sync the GPU
     progress = _progress(cfg, start_epoch, enabled=main)
     try:
@@ -394,6 +396,7 @@ def train(
                     save_weights(run_dir / "best.pt", epoch + 1, network, method)
             history.append(row)
             save_epoch(run_dir, epoch + 1, history, setup, loop)
+            trackers.log_epoch(epoch + 1, row)
             progress.update(1)
             progress.set_postfix(loss=f"{row['loss/total']:.3f}", acc=f"{row['train/acc']:.3f}")
             if on_epoch_end is not None:
@@ -402,6 +405,7 @@ def train(
         if main:
             record = {"status": "failed", "error": str(err), "run_id": run_id(cfg)}
             atomic.write_json(run_dir / "final.json", record)
+        trackers.close()
         raise
     finally:
         progress.close()
@@ -428,7 +432,7 @@ def train(
         "test_images": int(len(arrays["labels"])),
         "method_info": method.info(),
         "method_stats": method_stats,
-        "warnings": config_warnings(cfg, setup) + method_warnings,
+        "warnings": config_warnings(cfg, setup) + method_warnings + trackers.warnings,
         "classifier": network.classifier_info(),
         "device": str(device),
         "precision": setup.precision,
@@ -440,6 +444,12 @@ def train(
         "versions": environment(),
     }
     atomic.write_json(run_dir / "final.json", final)
+    logged_warnings = len(trackers.warnings)
+    trackers.log_final(final, run_dir, cfg.optim.epochs)
+    trackers.close()
+    if len(trackers.warnings) > logged_warnings:  # a tracker failed at the end: say so
+        final["warnings"] += trackers.warnings[logged_warnings:]
+        atomic.write_json(run_dir / "final.json", final)
     distributed.barrier()
     return final
 

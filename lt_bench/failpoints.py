@@ -7,6 +7,7 @@
 - ``kill:checkpoint_write:epoch=2``: after the 2nd epoch's checkpoint is written to its temporary
   file, before the rename that publishes it;
 - ``kill:final_evaluation``: after the final evaluation wrote its files, before ``final.json``;
+- ``raise:tracker:name=mlflow:epoch=2``: a tracker call fails (name, and epoch for per-epoch calls);
 - ``raise:...``: raise :class:`FailpointError` there instead (an ordinary crash, for in-process tests).
 
 A point fires when every key given matches its keyword arguments. Unset, a point costs one
@@ -19,7 +20,7 @@ import os
 import signal
 
 ACTIONS = ("kill", "raise")
-POINTS = ("train_step", "checkpoint_write", "final_evaluation")
+POINTS = ("train_step", "checkpoint_write", "final_evaluation", "tracker")
 
 
 class FailpointError(RuntimeError):

@@ -170,7 +170,12 @@ def check_value(key: str, value, kind, allowed: Range | None) -> None:
     check_type(key, value, kind)
     if allowed is None or value is None:
         return
-    items = value if isinstance(value, (list, tuple)) and isinstance(allowed, Interval) else [value]
+    listed = typing.get_origin(kind) in (list, tuple)
+    items = (
+        value
+        if isinstance(value, (list, tuple)) and (listed or isinstance(allowed, Interval))
+        else [value]
+    )
     for item in items:
         if item not in allowed:
             shown = str(value).lower() if isinstance(value, bool) else value

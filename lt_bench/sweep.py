@@ -130,10 +130,17 @@ def combinations(study: Study) -> list[dict]:
 
 
 def resolve(study: Study, overrides: dict, runs_dir: str | Path) -> DictConfig:
-    """The config of one point: base <- fixed <- the point's overrides."""
+    """The config of one point: base <- fixed <- the point's overrides; the study's name is the
+    runs' tracker experiment (``train.experiment``)."""
+    named = {"train.experiment": study.name}
     return load_config(
         study.base,
-        [*_as_overrides(study.fixed), *_as_overrides(overrides), f"out_dir={runs_dir}"],
+        [
+            *_as_overrides(named),
+            *_as_overrides(study.fixed),
+            *_as_overrides(overrides),
+            f"out_dir={runs_dir}",
+        ],
     )
 
 
@@ -259,13 +266,19 @@ def _launch_local(
 
     from tqdm.auto import tqdm
 
+    # On a terminal: one bar over the runs with done / failed / running counts and tqdm's estimate
+    # of the time left. Elsewhere (logs, CI) the caller's on_result prints a line per run.
     bar = tqdm(total=len(todo), unit="run", disable=not (progress and sys.stderr.isatty()))
     for resolved in todo:  # the runs' own bars would interleave: keep only the sweep's
         resolved["train"]["progress"] = False
     results = []
+    workers = 1 if jobs <= 1 else jobs
 
     def finished(result: dict) -> None:
         results.append(result)
+        failed = sum(r["status"] == "failed" for r in results)
+        running = min(workers, len(todo) - len(results))
+        bar.set_postfix(done=len(results) - failed, failed=failed, running=running, refresh=False)
         bar.update(1)
         if on_result is not None:
             on_result(len(results), len(todo), result)

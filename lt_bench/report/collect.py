@@ -39,6 +39,8 @@ NOT_SETTINGS = (
     "train.device",
     "train.progress",
     "train.eval_every",
+    "train.loggers",
+    "train.experiment",
 )
 # Keys every label already shows: the data set and ratio are the column group; method, loss,
 # re-weighting and stage are the label's base.
