@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -98,8 +99,30 @@ def test_report_cli_and_an_empty_runs_directory(tmp_path, capsys):
     assert main(["report", str(tmp_path / "missing"), "--out", str(tmp_path / "o3")]) == 2
 
 
-@pytest.mark.parametrize("name", ["main_table", "separability_table", "ratio_table"])
+@pytest.mark.parametrize(
+    "name", ["main_table", "separability_table", "ratio_table", "centroid_table"]
+)
 def test_every_table_has_every_format(tmp_path, name):
     write_report(FIXTURES / "runs", tmp_path, figures=False)
     for suffix in ("md", "tex", "csv"):
         assert (tmp_path / f"{name}.{suffix}").stat().st_size > 100
+
+
+def test_centroid_table_averages_each_runs_group_distance(tmp_path):
+    """The centroid-bias table against the runs' own separability.json files."""
+    write_report(FIXTURES / "runs", tmp_path, figures=False)
+    table = pd.read_csv(tmp_path / "centroid_table.csv")
+    for group, header in (("many", "Many"), ("few", "Few")):
+        values = {}
+        for path in (FIXTURES / "runs").glob("synthetic_sar_*/separability.json"):
+            split = json.loads((path.parent / "split.json").read_text())
+            distance = json.loads(path.read_text())["groups"][group]["centroid_distance"]
+            values.setdefault(f"synthetic@{split['ratio']:g}", []).append(distance)
+        assert values
+        for dataset, distances in values.items():
+            cell = table[
+                (table.method == "sar") & (table.group == dataset) & (table.metric == header)
+            ]
+            assert cell["mean"].iloc[0] == pytest.approx(sum(distances) / len(distances))
+    none = table[table.method == "none"]
+    assert none["mean"].isna().all()  # plain training pulls towards nothing

@@ -11,11 +11,18 @@ import pandas as pd
 from lt_bench import atomic
 from lt_bench.report import compare, plots
 from lt_bench.report.collect import collect
-from lt_bench.report.tables import incomplete_runs, main_table, ratio_table, separability_table
+from lt_bench.report.tables import (
+    centroid_table,
+    incomplete_runs,
+    main_table,
+    ratio_table,
+    separability_table,
+)
 
 TABLES = {
     "main_table": main_table,
     "separability_table": separability_table,
+    "centroid_table": centroid_table,
     "ratio_table": ratio_table,
 }
 

@@ -206,6 +206,29 @@ def main_table(runs: pd.DataFrame) -> Table:
     )
 
 
+CENTROID_GROUPS = {"many": "Many", "medium": "Medium", "few": "Few"}
+
+
+def centroid_table(runs: pd.DataFrame) -> Table:
+    """Centroid bias by shot group: the distance between the centres a method pulls towards (its
+    centroids: centres, prototypes, anchors) and the test class means, mean over the group's
+    classes. Methods without centroids (none) show –; lower is closer."""
+    done = runs[runs.status == "done"]
+    groups = [str(g) for g in _order(done["dataset"])]
+    columns = [(f"centroid_distance.{g}", header) for g, header in CENTROID_GROUPS.items()]
+    return Table(
+        "Centroid bias by shot group (distance of the method's centroids to the class means)",
+        _row_order(done),
+        groups,
+        columns,
+        _aggregate(done, "dataset", [key for key, _ in columns]),
+        {(g, key): "min" for g in groups for key, _ in columns},
+        digits=3,
+        notes=warning_notes(done),
+        settings=row_settings(done, "dataset"),
+    )
+
+
 def separability_table(runs: pd.DataFrame) -> Table:
     done = runs[runs.status == "done"]
     groups = [str(g) for g in _order(done["dataset"])]
