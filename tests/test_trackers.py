@@ -10,6 +10,7 @@ import pytest
 
 from lt_bench import failpoints
 from lt_bench.cli import main
+from tests.test_sweep import BASE, STUDY
 
 TINY = [
     "data.name=synthetic",
@@ -161,25 +162,6 @@ def test_a_tracker_that_is_not_installed_is_refused(tmp_path, capsys, monkeypatc
     err = capsys.readouterr().err
     assert code == 2 and 'pip install "lt-bench[mlflow]"' in err
     assert not (tmp_path / "runs").exists()
-
-
-STUDY = """
-name: tiny
-base: base.yaml
-grid:
-  method.name: [none, center]
-  seed: [0, 1]
-"""
-BASE = """
-data:
-  name: synthetic
-  options: {num_classes: 4, image_size: 8, train_per_class: 20, test_per_class: 5}
-  ratio: 4
-  batch_size: 16
-model: {name: small_cnn}
-optim: {lr: 0.05, warmup_epochs: 0, epochs: 1}
-train: {progress: false}
-"""
 
 
 def test_sweep_prints_a_line_per_run_without_a_terminal(tmp_path, capsys):

@@ -10,21 +10,12 @@ from lt_bench.cli import main
 from lt_bench.errors import UserError
 from lt_bench.sweep import load_study
 from lt_bench.tune import arm_key, choose, draw, trial_points, trial_score
-
-BASE = """
-data:
-  name: synthetic
-  options: {num_classes: 4, image_size: 8, train_per_class: 20, test_per_class: 5}
-  ratio: 4
-  batch_size: 16
-model: {name: small_cnn}
-optim: {lr: 0.05, warmup_epochs: 0, epochs: 1}
-train: {progress: false}
-"""
+from tests.test_sweep import BASE
 
 STUDY = """
 name: tiny_tuned
 base: base.yaml
+fixed: {optim.epochs: 1}
 arms:
   - {method.name: none}
   - {method.name: sar}
