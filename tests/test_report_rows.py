@@ -196,3 +196,27 @@ def test_aggregate_normalises_each_task(tmp_path):
     assert aggregate.loc["sar", "iqm"] == pytest.approx(1.0)
     assert aggregate.loc["sar", "runs"] == 4 and aggregate.loc["sar", "tasks"] == 2
     assert json.loads(collect(runs).settings.iloc[0])["data.ratio"] in ("10", "100")
+
+
+def test_tuned_arms_are_compared_with_the_none_arm_of_their_loss(tmp_path):
+    """Tuned arms differ in the values each tuned for itself (lr here); their baseline is still
+    the none row of the same loss, matched on everything else."""
+    runs = tmp_path / "runs"
+    tuned = {"values": {"optim.lr": 0.03}, "trial": 0}
+    for seed in (0, 1):
+        fake_run(runs, ["method.name=none", "optim.lr=0.03"], seed, 0.40, 0.1, tuned=tuned)
+        sar = {"values": {"optim.lr": 0.07, "method.trade_off": 0.2}, "trial": 1}
+        fake_run(
+            runs,
+            ["method.name=sar", "optim.lr=0.07", "method.trade_off=0.2"],
+            seed,
+            0.50 + seed / 100,
+            0.2,
+            tuned=sar,
+        )
+        fake_run(runs, ["method.name=center", "optim.lr=0.5"], seed, 0.3, 0.1)  # not tuned
+    write_report(runs, tmp_path / "out", figures=False)
+    compared = pd.read_csv(tmp_path / "out" / "comparison_table.csv")
+    sar = compared[(compared.row.str.startswith("sar")) & (compared.metric == "top1")].iloc[0]
+    assert sar.baseline.startswith("none") and sar["mean"] == pytest.approx(0.105)
+    assert not compared.row.str.startswith("center").any()  # its lr was not tuned: no twin

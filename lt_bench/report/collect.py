@@ -134,8 +134,12 @@ def read_run(run_dir: Path, runs_dir: Path) -> dict:
     )
     settings = {k: _text(v) for k, v in config.items() if k not in NOT_SETTINGS}
     row["settings"] = json.dumps(settings, sort_keys=True)
+    # A row's baseline matches it in every setting but the method's and, in a tuned study, the
+    # values each arm tuned for itself (learning rate, weight decay, ...).
+    tuned = set((final.get("tuned") or {}).get("values") or {})
     row["baseline_key"] = json.dumps(
-        {k: v for k, v in settings.items() if not k.startswith("method.")}, sort_keys=True
+        {k: v for k, v in settings.items() if not k.startswith("method.") and k not in tuned},
+        sort_keys=True,
     )
     return row
 
