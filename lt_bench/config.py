@@ -6,7 +6,6 @@ a keyword argument of that entry, checked against its signature.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import hashlib
 import json
@@ -22,7 +21,6 @@ from lt_bench.errors import UserError
 from lt_bench.options import (
     at_least,
     between,
-    check_options,
     check_type,
     declared_types,
     greater_than,
@@ -30,8 +28,23 @@ from lt_bench.options import (
     option_ranges,
 )
 
+# Every string option is one of a declared set, here (the modules that implement them import
+# these; the validator checks them through ``one_of`` like any other range).
+PROFILES = ("exp", "step", "pareto")
+GROUPINGS = ("auto", "absolute", "relative")
+SAMPLERS = ("instance", "class_balanced", "square_root")
+AUGMENTATIONS = ("crop_flip", "crop", "none")
+CLASSIFIERS = ("auto", "linear", "cosine")
+SCHEDULES = ("multistep", "cosine")
+SELECTIONS = ("last", "best_val")
+TRACKERS = ("tensorboard", "mlflow")
+
 
 @option_ranges(
+    profile=one_of(*PROFILES),
+    grouping=one_of(*GROUPINGS),
+    sampler=one_of(*SAMPLERS),
+    augment=one_of(*AUGMENTATIONS),
     ratio=at_least(1),
     split_seed=at_least(0),
     max_count=at_least(1),
@@ -60,7 +73,7 @@ class DataConfig:
     options: dict[str, Any] = field(default_factory=dict)  # extra data set arguments
 
 
-@option_ranges(cosine_scale=greater_than(0))
+@option_ranges(cosine_scale=greater_than(0), classifier=one_of(*CLASSIFIERS))
 @dataclass
 class ModelConfig:
     name: str = "resnet32_cifar"  # any timm.create_model name
@@ -74,6 +87,7 @@ class ModelConfig:
 
 
 @option_ranges(
+    schedule=one_of(*SCHEDULES),
     epochs=at_least(1),
     lr=greater_than(0),
     momentum=between(0, 1, high_open=True),
@@ -96,7 +110,10 @@ class OptimConfig:
 
 
 @option_ranges(
-    amp=one_of("auto", True, False), eval_every=at_least(0), loggers=one_of("tensorboard", "mlflow")
+    amp=one_of("auto", True, False),
+    eval_every=at_least(0),
+    loggers=one_of(*TRACKERS),
+    select=one_of(*SELECTIONS),
 )
 @dataclass
 class TrainConfig:
@@ -135,8 +152,25 @@ class Config:
     )  # a second stage on a finished run (lt-bench retrain)
 
 
-# Keys that change where or how a run is shown, not what it computes: left out of the run id.
+# What is, and is not, part of a run's or a setting's identity: declared here once.
+# Keys that change where or how a run is shown, not what it computes: left out of the run id
+# (changing this list would change every run id).
 NON_IDENTITY_KEYS = ("out_dir", "name", "train.progress", "train.loggers", "train.experiment")
+# Keys that are part of the run id but not of a *setting*: where the data lies and how the
+# evaluation is batched, on which device, how often the test set is looked at (never selected on).
+EXECUTION_KEYS = (
+    "data.root",
+    "data.num_workers",
+    "data.eval_batch_size",
+    "train.device",
+    "train.eval_every",
+)
+# Keys that never make two runs different rows of a table: the seed (a row's replicate), and the
+# two lists above.
+NOT_SETTINGS = ("seed", *NON_IDENTITY_KEYS, *EXECUTION_KEYS)
+# Keys every table label already shows: the data set and ratio are the column group; method, loss,
+# re-weighting and stage are the label's base.
+LABEL_KEYS = ("data.name", "data.ratio", "method.name", "loss.name", "loss.reweight", "stage.name")
 
 
 def _suggest(key: str) -> str:
@@ -253,6 +287,15 @@ def identity(cfg: DictConfig) -> dict:
     return _differences(values, defaults)
 
 
+def identity_values(cfg: DictConfig) -> dict:
+    """The config as dotted keys, less :data:`NON_IDENTITY_KEYS`: two runs with equal values
+    compute the same thing (what ``--resume`` and a sweep's reuse of a done run compare)."""
+    values = flatten(to_dict(cfg))
+    for key in NON_IDENTITY_KEYS:
+        values.pop(key, None)
+    return values
+
+
 def run_id(cfg: DictConfig) -> str:
     """A short hash of everything that affects the results: same config, same id."""
     return hashlib.sha1(json.dumps(identity(cfg), sort_keys=True).encode()).hexdigest()[:10]
@@ -265,22 +308,6 @@ SECTIONS = {
     "optim.": OptimConfig,
     "train.": TrainConfig,
 }
-
-
-def check_values(cfg: DictConfig) -> None:
-    """Every schema value within its declared range (``option_ranges`` on each dataclass), and the
-    ranges that depend on another key; one-line UserError naming the key, the value and the range."""
-    values = to_dict(cfg)
-    for prefix, schema in SECTIONS.items():
-        section = values[prefix.rstrip(".")] if prefix else values
-        fields = {f.name for f in dataclasses.fields(schema)}
-        check_options(schema, {k: v for k, v in section.items() if k in fields}, prefix)
-    optim = values["optim"]
-    if optim["warmup_epochs"] > optim["epochs"]:
-        raise UserError(
-            f"optim.warmup_epochs={optim['warmup_epochs']} is out of range; allowed: "
-            f"<= optim.epochs ({optim['epochs']}); lower optim.warmup_epochs or raise optim.epochs"
-        )
 
 
 def check_raw_types(part: DictConfig) -> None:

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from lt_bench.options import (
     at_least,
     between,
-    check_options,
     greater_than,
     one_of,
     option_ranges,
@@ -149,13 +148,6 @@ def split_loss_options(options: dict) -> tuple[dict, dict]:
     return loss, {k: v for k, v in options.items() if k in REWEIGHT_KEYS}
 
 
-def check_loss_options(options: dict) -> None:
-    """Names, types and ranges of the ``loss`` section's options, before anything is built."""
-    loss, reweight = split_loss_options(options)
-    check_options(LOSSES.get(options["name"]), loss, "loss.", f"loss {options['name']}")
-    check_options(Reweighting, reweight, "loss.")
-
-
-def build_loss(name: str, class_counts: Sequence[int], **kwargs) -> BaseLoss:
-    check_options(LOSSES.get(name), kwargs, "loss.", f"loss {name}")
-    return LOSSES.get(name)(class_counts, **kwargs)
+def build_loss(name: str, class_counts: Sequence[int], **options) -> BaseLoss:
+    """The registered base loss ``name`` (options checked by :mod:`lt_bench.validate`)."""
+    return LOSSES.get(name)(class_counts, **options)

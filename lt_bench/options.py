@@ -36,8 +36,8 @@ class Interval:
     high_open: bool = False
 
     def __contains__(self, value: float) -> bool:
-        if isinstance(value, float) and math.isnan(value):
-            return False
+        if isinstance(value, float) and not math.isfinite(value):
+            return False  # NaN, and infinities: no option is meant to be infinite
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             return False
         return not (
@@ -110,10 +110,13 @@ def declared_types(owner) -> dict[str, Any]:
     function = owner.__init__ if inspect.isclass(owner) else owner
     hints = typing.get_type_hints(function)
     params = inspect.signature(function).parameters
+    given = set(getattr(owner, "given_arguments", ()))  # always passed by the caller: not options
     return {
         name: hints.get(name, Any)
         for name, p in params.items()
-        if p.default is not p.empty or p.kind is p.KEYWORD_ONLY
+        if (p.default is not p.empty or p.kind is p.KEYWORD_ONLY)
+        and p.kind is not p.VAR_KEYWORD
+        and name not in given
     }
 
 
@@ -121,9 +124,10 @@ def declared_defaults(owner) -> dict[str, Any]:
     """Option name -> default value, for the options :func:`declared_types` lists."""
     if dataclasses.is_dataclass(owner):
         return dataclasses.asdict(owner())
+    types = declared_types(owner)
     function = owner.__init__ if inspect.isclass(owner) else owner
     params = inspect.signature(function).parameters
-    return {name: p.default for name, p in params.items() if p.default is not p.empty}
+    return {name: p.default for name, p in params.items() if name in types and p.default is not p.empty}
 
 
 def _type_name(kind) -> str:

@@ -32,8 +32,7 @@ from omegaconf import DictConfig
 
 from lt_bench import atomic
 from lt_bench.errors import UserError
-
-TRACKERS = ("tensorboard", "mlflow")
+from lt_bench.rundir import check_writable
 
 
 def mlflow_uri(cfg: DictConfig) -> str:
@@ -57,8 +56,6 @@ def check_trackers(cfg: DictConfig) -> None:
         if local is None and "://" not in uri:
             local = uri  # a plain path is a file store
         if local is not None:
-            from lt_bench.engine import check_writable
-
             target = Path(local)
             try:
                 check_writable(target.parent if uri.startswith("sqlite:") else target)

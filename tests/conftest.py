@@ -121,3 +121,21 @@ def write_idx_files(
             else:
                 (folder / name).write_bytes(blob)
     return folder
+
+
+def tiny(
+    *overrides: str, classes: int = 4, size: int = 8, train: int = 20, test: int = 5
+) -> list[str]:
+    """The tiny run most tests train, as ``key=value`` overrides: a synthetic data set of
+    ``classes`` classes (``train`` / ``test`` images per class, ``size`` pixels), a small CNN, no
+    warm-up, no progress bar. ``overrides`` come last and win (``optim.epochs=2``, ``data.ratio=4``)."""
+    return [
+        "data.name=synthetic",
+        f"data.options={{num_classes: {classes}, image_size: {size}, "
+        f"train_per_class: {train}, test_per_class: {test}}}",
+        "data.batch_size=16",
+        "model.name=small_cnn",
+        "optim.warmup_epochs=0",
+        "train.progress=false",
+        *overrides,
+    ]

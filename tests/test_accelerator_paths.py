@@ -9,22 +9,21 @@ from pathlib import Path
 import pytest
 
 from lt_bench.config import load_config
-from lt_bench.engine import build, train
+from lt_bench.engine import train
+from lt_bench.setup import build
+from tests.conftest import tiny
 
 ROOT = Path(__file__).resolve().parent.parent
 
-TINY = [
-    "data.name=synthetic",
-    "data.options={num_classes: 4, image_size: 12, train_per_class: 48, test_per_class: 8}",
+TINY = tiny(
     "data.ratio=4",
-    "data.batch_size=16",
-    "model.name=small_cnn",
     "method.name=center",
     "optim.epochs=2",
     "optim.lr=0.05",
-    "optim.warmup_epochs=0",
-    "train.progress=false",
-]
+    size=12,
+    train=48,
+    test=8,
+)
 
 
 def losses(run_dir):

@@ -8,18 +8,9 @@ import pytest
 
 from lt_bench.cli import main
 from lt_bench.data.splits import write_list_file
-from tests.conftest import write_fake_cifar, write_jpeg_tree
+from tests.conftest import tiny, write_fake_cifar, write_jpeg_tree
 
-TINY = [
-    "data.name=synthetic",
-    "data.options={num_classes: 4, image_size: 8, train_per_class: 20, test_per_class: 5}",
-    "data.ratio=4",
-    "data.batch_size=16",
-    "model.name=small_cnn",
-    "optim.epochs=1",
-    "optim.warmup_epochs=0",
-    "train.progress=false",
-]
+TINY = tiny("data.ratio=4", "optim.epochs=1")
 
 
 def run(capsys, *argv) -> tuple[int, str]:
@@ -53,7 +44,10 @@ CASES = {
     ),
     "wrong value type": (["optim.epochs=ten"], "bad value for config key 'optim.epochs'"),
     "ratio below 1": (["data.ratio=0.5"], "data.ratio=0.5 is out of range; allowed: >= 1"),
-    "unknown profile": (["data.profile=linear"], "unknown long-tail profile 'linear'"),
+    "unknown profile": (
+        ["data.profile=linear"],
+        "data.profile=linear is out of range; allowed: one of exp",
+    ),
     "split that empties a class": (["data.ratio=1000"], "leaves class"),
     "unknown timm model": (
         ["model.name=resnet32_cifr"],
@@ -66,7 +60,7 @@ CASES = {
     ),
     "unknown data set": (["data.name=cifar1O"], "unknown data set 'cifar1O'"),
     "max count above the data": (["data.max_count=50"], "lower --max-count"),
-    "unknown sampler": (["data.sampler=balanced"], "unknown sampler 'balanced'"),
+    "unknown sampler": (["data.sampler=balanced"], "data.sampler=balanced is out of range"),
     "override without =": (["method"], "is not key=value"),
 }
 

@@ -17,21 +17,22 @@ import torch.multiprocessing as mp
 
 from lt_bench.config import load_config
 from lt_bench.engine import train
+from tests.conftest import tiny
 
-CONFIG = [
-    "data.name=synthetic",
-    "data.options={num_classes: 6, image_size: 12, train_per_class: 60, test_per_class: 10}",
+CONFIG = tiny(
     "data.ratio=3",
     "data.batch_size=32",
     "data.augment=none",
-    "model.name=small_cnn",
     "model.options={norm: none}",
     "optim.epochs=2",
     "optim.lr=0.05",
     "optim.warmup_epochs=1",
-    "train.progress=false",
     "name=run",
-]
+    classes=6,
+    size=12,
+    train=60,
+    test=10,
+)
 
 
 def _worker(rank: int, world: int, port: int, overrides: list[str]) -> None:

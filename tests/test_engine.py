@@ -7,22 +7,22 @@ import torch
 
 from lt_bench.cli import main
 from lt_bench.config import load_config, run_id
-from lt_bench.engine import NonFiniteLoss, lr_lambda, run_directory, train
+from lt_bench.engine import NonFiniteLoss, train
 from lt_bench.errors import UserError
+from lt_bench.rundir import run_path as run_directory
+from lt_bench.setup import lr_lambda
+from tests.conftest import tiny
 
-TINY = [
-    "data.name=synthetic",
-    "data.options={num_classes: 4, image_size: 8, train_per_class: 40, test_per_class: 10}",
+TINY = tiny(
     "data.ratio=10",
-    "data.batch_size=16",
     "data.eval_batch_size=32",
-    "model.name=small_cnn",
     "optim.epochs=2",
     "optim.lr=0.05",
     "optim.warmup_epochs=1",
     "optim.milestones=[1]",
-    "train.progress=false",
-]
+    train=40,
+    test=10,
+)
 
 
 # Every run directory, training run or second stage, holds exactly these files.
@@ -219,7 +219,7 @@ def test_train_cli_and_its_errors(tmp_path, capsys):
             "method sar has no option 'trade_of'; did you mean trade_off?",
         ),
         (["model.name=resnet33_cifar"], "timm has no model 'resnet33_cifar'"),
-        (["data.sampler=balanced"], "unknown sampler 'balanced'"),
+        (["data.sampler=balanced"], "data.sampler=balanced is out of range; allowed: one of instance"),
     ]:
         assert main([*args, *extra]) == 2, extra
         err = capsys.readouterr().err

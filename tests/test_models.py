@@ -5,6 +5,7 @@ import torch
 import lt_bench  # noqa: F401
 from lt_bench.errors import UserError
 from lt_bench.models import build_network
+from lt_bench.validate import check_model
 
 CIFAR_PARAMS = {
     "resnet20_cifar": 0.27,
@@ -58,7 +59,7 @@ def test_any_timm_model_by_name_and_unknown_names():
     with pytest.raises(
         UserError, match="timm has no model 'resnet32_cifr'; did you mean resnet32_cifar"
     ):
-        build_network("resnet32_cifr", 10)
+        check_model("resnet32_cifr", {})  # the validator, before anything is built
 
 
 def test_local_weights_file(tmp_path):

@@ -22,17 +22,9 @@ from lt_bench.options import (
     declared_types,
     undeclared_numeric_options,
 )
+from tests.conftest import tiny
 
-TINY = [
-    "data.name=synthetic",
-    "data.options={num_classes: 4, image_size: 8, train_per_class: 20, test_per_class: 5}",
-    "data.ratio=4",
-    "data.batch_size=16",
-    "model.name=small_cnn",
-    "optim.epochs=2",
-    "optim.warmup_epochs=0",
-    "train.progress=false",
-]
+TINY = tiny("data.ratio=4", "optim.epochs=2")
 
 # Where each option lives: (owner, config prefix, overrides that select it).
 OWNERS = [(schema, prefix, []) for prefix, schema in SECTIONS.items()]
@@ -169,10 +161,8 @@ def test_intervals():
 def test_valid_options_pass(tmp_path):
     """The values every shipped config uses pass the checker (a sanity bound on strictness)."""
     from lt_bench.config import load_config
-    from lt_bench.engine import check_config
+    from lt_bench.validate import validate
 
     for name in ("mnist_lt", "cifar10_lt", "cifar100_lt", "imagenet_lt"):
-        check_config(load_config(f"experiments/{name}.yaml"))
-    check_config(
-        load_config("experiments/cifar10_lt.yaml", ["loss.name=ldam", "loss.reweight=drw"])
-    )
+        validate(load_config(f"experiments/{name}.yaml"))
+    validate(load_config("experiments/cifar10_lt.yaml", ["loss.name=ldam", "loss.reweight=drw"]))

@@ -13,19 +13,19 @@ import pytest
 import torch
 
 from lt_bench.cli import main
+from tests.conftest import tiny
 
-CONFIG = [
-    "data.name=synthetic",
-    "data.options={num_classes: 6, image_size: 16, train_per_class: 150, test_per_class: 10}",
+CONFIG = tiny(
     "data.ratio=3",
-    "data.batch_size=16",
-    "model.name=small_cnn",
     "method.name=sar",
     "optim.epochs=3",
     "optim.warmup_epochs=1",
-    "train.progress=false",
     "name=run",
-]
+    classes=6,
+    size=16,
+    train=150,
+    test=10,
+)
 
 
 def metrics(run_dir):

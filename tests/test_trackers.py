@@ -10,21 +10,18 @@ import pytest
 
 from lt_bench import failpoints
 from lt_bench.cli import main
+from tests.conftest import tiny
 from tests.test_sweep import BASE, STUDY
 
-TINY = [
-    "data.name=synthetic",
-    "data.options={num_classes: 4, image_size: 8, train_per_class: 24, test_per_class: 6}",
+TINY = tiny(
     "data.ratio=3",
-    "data.batch_size=16",
-    "model.name=small_cnn",
     "method.name=sar",
     "optim.epochs=2",
     "optim.lr=0.05",
-    "optim.warmup_epochs=0",
-    "train.progress=false",
     "name=run",
-]
+    train=24,
+    test=6,
+)
 
 
 def rows(run_dir):

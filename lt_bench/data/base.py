@@ -12,11 +12,10 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from lt_bench.normalization import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (re-exported)
 from lt_bench.registry import Registry
 
 DEFAULT_ROOT = Path("data")  # where CIFAR folders are looked for when --root is not given
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -124,7 +123,10 @@ class SourceDataset:
         None  # root under DEFAULT_ROOT when --root is not given; None: embedded
     )
 
-    def __init__(self, root: str | os.PathLike | None = None, download: bool = False, **kwargs):
+    # Constructor arguments every data set gets from data.root / --download: not data.options.
+    given_arguments = ("root", "download")
+
+    def __init__(self, root: str | os.PathLike | None = None, download: bool = False):
         if root is None and self.default_subdir is not None:
             root = DEFAULT_ROOT / self.default_subdir
         self.root = Path(root) if root is not None else None

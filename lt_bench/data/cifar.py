@@ -15,6 +15,7 @@ import torchvision
 
 from lt_bench.data.base import DATASETS, DataInfo, SourceDataset, TensorImages
 from lt_bench.errors import UserError
+from lt_bench.normalization import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
 
 
 def _without_checksums(cls):
@@ -98,7 +99,7 @@ class _Cifar(SourceDataset):
 @DATASETS.register("cifar10")
 class Cifar10(_Cifar):
     torchvision_class = torchvision.datasets.CIFAR10
-    info = DataInfo("cifar10", 10, (3, 32, 32), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+    info = DataInfo("cifar10", 10, (3, 32, 32), CIFAR10_MEAN, CIFAR10_STD)
     max_count = 5000
 
 
@@ -106,6 +107,6 @@ class Cifar10(_Cifar):
 class Cifar100(_Cifar):
     torchvision_class = torchvision.datasets.CIFAR100
     info = DataInfo(
-        "cifar100", 100, (3, 32, 32), (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+        "cifar100", 100, (3, 32, 32), CIFAR100_MEAN, CIFAR100_STD
     )
     max_count = 500

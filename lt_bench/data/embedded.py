@@ -14,6 +14,7 @@ import torch
 
 from lt_bench.data.base import DATASETS, DataInfo, SourceDataset, TensorImages
 from lt_bench.errors import UserError
+from lt_bench.normalization import MNIST_SUBSET_MEAN, MNIST_SUBSET_STD
 
 HOLDOUT_SEED = 0  # fixed: the test set never depends on the run's seed
 
@@ -50,7 +51,7 @@ class _HeldOutDataset(SourceDataset):
 
 @DATASETS.register("mnist_lt")
 class MnistLT(_HeldOutDataset):
-    info = DataInfo("mnist_lt", 10, (1, 28, 28), (0.1313,), (0.3086,))
+    info = DataInfo("mnist_lt", 10, (1, 28, 28), MNIST_SUBSET_MEAN, MNIST_SUBSET_STD)
     test_per_class = 100
     default_ratio = 100.0
 
@@ -107,7 +108,6 @@ class Synthetic(SourceDataset):
         test_per_class: int = 100,
         noise: float = 0.5,
         seed: int = 0,
-        **kwargs,
     ):
         super().__init__(root, download)
         if num_classes < 2 or image_size < 4 or channels not in (1, 3):

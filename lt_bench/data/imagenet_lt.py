@@ -38,7 +38,6 @@ class ListFileDataset(SourceDataset):
         list_dir=None,
         num_classes: int | None = None,
         image_size: int | None = None,
-        **kwargs,
     ):
         super().__init__(root, download)
         self.list_dir = Path(list_dir) if list_dir is not None else self.root
@@ -112,7 +111,7 @@ class ImageFolderSource(SourceDataset):
     default_ratio = 256.0
 
     def __init__(
-        self, root=None, download: bool = False, val_root=None, image_size: int = 224, **kwargs
+        self, root=None, download: bool = False, val_root=None, image_size: int = 224
     ):
         super().__init__(root, download)
         self.val_root = Path(val_root) if val_root is not None else None

@@ -26,6 +26,7 @@ from torchvision.datasets.mnist import read_image_file, read_label_file
 
 from lt_bench.data.base import DATASETS, DEFAULT_ROOT, DataInfo, SourceDataset, TensorImages
 from lt_bench.errors import UserError
+from lt_bench.normalization import MNIST_MEAN, MNIST_STD
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -57,9 +58,6 @@ class _IdxDataset(SourceDataset):
     folder_name: str  # data/<folder_name>
     system_folder: Path | None = None  # where a distribution package puts the files
     fix_hint: str
-
-    def __init__(self, root=None, download: bool = False, **kwargs):
-        super().__init__(root, download)
 
     def candidates(self) -> list[Path]:
         """Folders that may hold the four files, in the order they are tried."""
@@ -137,6 +135,6 @@ class FashionMNIST(_IdxDataset):
 @DATASETS.register("mnist")
 class MNIST(_IdxDataset):
     torchvision_class = torchvision.datasets.MNIST
-    info = DataInfo("mnist", 10, (1, 28, 28), (0.1307,), (0.3081,), list(torchvision_class.classes))
+    info = DataInfo("mnist", 10, (1, 28, 28), MNIST_MEAN, MNIST_STD, list(torchvision_class.classes))
     folder_name = "mnist"
     fix_hint = "put the four idx files in data/mnist (or pass --root), or pass --download"

@@ -10,9 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lt_bench.config import SAMPLERS
 from lt_bench.errors import UserError
-
-SAMPLERS = ("instance", "class_balanced", "square_root")
 
 
 def class_probabilities(class_counts, kind: str) -> np.ndarray:

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from lt_bench import atomic
+from lt_bench.config import GROUPINGS, PROFILES
 from lt_bench.errors import UserError
 
-PROFILES = ("exp", "step", "pareto")
 GROUPS = ("many", "medium", "few")
 
 
@@ -133,7 +133,7 @@ def choose_shot_groups(
     train_counts: Sequence[int], grouping: str = "auto", many_above: int = 100, few_below: int = 20
 ) -> tuple[dict[str, np.ndarray], str]:
     """Groups plus the name of the grouping used: absolute, relative, or auto (absolute unless a group is empty)."""
-    if grouping not in ("auto", "absolute", "relative"):
+    if grouping not in GROUPINGS:
         raise UserError(f"unknown grouping {grouping!r}; choose auto, absolute or relative")
     if grouping != "relative":
         groups = shot_groups(train_counts, many_above, few_below)

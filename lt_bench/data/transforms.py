@@ -13,10 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from lt_bench.config import AUGMENTATIONS
 from lt_bench.data.base import ImageFiles, LabelledImages, TensorImages
 from lt_bench.errors import UserError
-
-AUGMENTATIONS = ("crop_flip", "crop", "none")
 
 
 def random_crop_flip(

@@ -8,18 +8,42 @@ anchors) lives in buffers and parameters, so checkpoints carry it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
-from lt_bench.options import check_options
 from lt_bench.registry import Registry
 
 
+@dataclass(frozen=True)
+class StepContext:
+    """Where the loop is when it calls a regularizer: the epoch and the step within it (both
+    0-based) and the steps an epoch has. ``None`` outside the training loop (unit tests, probes)."""
+
+    epoch: int
+    step: int
+    steps_per_epoch: int
+
+    @property
+    def global_step(self) -> int:
+        """Optimizer steps taken before this one."""
+        return self.epoch * self.steps_per_epoch + self.step
+
+
 class Regularizer(nn.Module):
-    def __init__(self, num_classes: int, feat_dim: int, class_counts: Sequence[int]):
+    """A method's face. The constructor gets the class count, the feature dimension, the training
+    class counts, ``run_seed`` (the run's ``seed``: anything a method draws at random must draw
+    from it, so that a study's seeds differ in it too) and the method's options (``method.*``)."""
+
+    # Constructor arguments the engine always passes: not options, never in ``method.*``.
+    given_arguments = ("run_seed",)
+
+    def __init__(
+        self, num_classes: int, feat_dim: int, class_counts: Sequence[int], run_seed: int = 0
+    ):
         super().__init__()
-        self.num_classes, self.feat_dim = num_classes, feat_dim
+        self.num_classes, self.feat_dim, self.run_seed = num_classes, feat_dim, run_seed
 
     def forward(
         self,
@@ -27,6 +51,7 @@ class Regularizer(nn.Module):
         logits: torch.Tensor,
         targets: torch.Tensor,
         classifier: nn.Module,
+        context: StepContext | None = None,
     ) -> dict[str, torch.Tensor]:
         """Named, already-weighted loss terms, e.g. {"sar/anchor_ce": ..., "sar/pull": ...}."""
         return {}
@@ -68,7 +93,12 @@ class NoRegularizer(Regularizer):
 
 
 def build_method(
-    name: str, num_classes: int, feat_dim: int, class_counts: Sequence[int], **hparams
+    name: str,
+    num_classes: int,
+    feat_dim: int,
+    class_counts: Sequence[int],
+    run_seed: int = 0,
+    **options,
 ) -> Regularizer:
-    check_options(METHODS.get(name), hparams, "method.", f"method {name}")
-    return METHODS.get(name)(num_classes, feat_dim, class_counts, **hparams)
+    """The registered method ``name`` with its options (checked by :mod:`lt_bench.validate`)."""
+    return METHODS.get(name)(num_classes, feat_dim, class_counts, run_seed=run_seed, **options)

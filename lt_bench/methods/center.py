@@ -17,13 +17,19 @@ from lt_bench.options import at_least, between, option_ranges
 @option_ranges(weight=at_least(0), alpha=between(0, 1))
 class CenterLoss(Regularizer):
     def __init__(
-        self, num_classes, feat_dim, class_counts, weight: float = 0.01, alpha: float = 0.5
+        self,
+        num_classes,
+        feat_dim,
+        class_counts,
+        run_seed: int = 0,
+        weight: float = 0.01,
+        alpha: float = 0.5,
     ):
-        super().__init__(num_classes, feat_dim, class_counts)
+        super().__init__(num_classes, feat_dim, class_counts, run_seed)
         self.weight, self.alpha = weight, alpha
         self.register_buffer("centers", torch.zeros(num_classes, feat_dim))
 
-    def forward(self, features, logits, targets, classifier):
+    def forward(self, features, logits, targets, classifier, context=None):
         centers = self.centers[targets]
         loss = self.weight * 0.5 * (features - centers).pow(2).sum(dim=1).mean()
         if self.training:

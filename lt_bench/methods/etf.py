@@ -74,14 +74,15 @@ class ETFAnchors(Regularizer):
         num_classes,
         feat_dim,
         class_counts,
+        run_seed: int = 0,
         weight: float = 0.1,
         fixed_classifier: bool = False,
         seed: Optional[int] = None,
         steps: int = 2000,
     ):
-        super().__init__(num_classes, feat_dim, class_counts)
+        super().__init__(num_classes, feat_dim, class_counts, run_seed)
         self.weight, self.use_fixed_classifier = weight, fixed_classifier
-        self.seed = 0 if seed is None else seed  # the engine passes the run's seed
+        self.seed = run_seed if seed is None else seed  # method.seed, else the run's
         generator = torch.Generator().manual_seed(self.seed)
         if feat_dim >= num_classes:
             anchors, self.construction = (
@@ -96,7 +97,7 @@ class ETFAnchors(Regularizer):
         self.register_buffer("anchors", anchors)
         self.max_cosine = max_pairwise_cosine(anchors)
 
-    def forward(self, features, logits, targets, classifier):
+    def forward(self, features, logits, targets, classifier, context=None):
         cos = F.cosine_similarity(features, self.anchors[targets].to(features.dtype), dim=1)
         return {"etf/pull": self.weight * (1 - cos).mean()}
 

@@ -25,11 +25,12 @@ class MomentumPrototypes(Regularizer):
         num_classes,
         feat_dim,
         class_counts,
+        run_seed: int = 0,
         weight: float = 0.1,
         momentum: float = 0.9,
         inter_weight: float = 0.0,
     ):
-        super().__init__(num_classes, feat_dim, class_counts)
+        super().__init__(num_classes, feat_dim, class_counts, run_seed)
         self.weight, self.momentum, self.inter_weight = weight, momentum, inter_weight
         self.register_buffer("prototypes", torch.zeros(num_classes, feat_dim))
         self.register_buffer("seen", torch.zeros(num_classes, dtype=torch.bool))
@@ -44,7 +45,7 @@ class MomentumPrototypes(Regularizer):
             targets, minlength=self.num_classes
         )
 
-    def forward(self, features, logits, targets, classifier):
+    def forward(self, features, logits, targets, classifier, context=None):
         sums, count = self.batch_sums(features, targets)
         means, present = sums / count.clamp(min=1)[:, None].to(sums.dtype), count > 0
         if self.training:

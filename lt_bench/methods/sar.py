@@ -70,6 +70,7 @@ class SAR(Regularizer):
         num_classes,
         feat_dim,
         class_counts,
+        run_seed: int = 0,
         trade_off: float = 0.1,
         trade_off_ce: float = 1.0,
         filter_conf: float = 0.9,
@@ -78,11 +79,11 @@ class SAR(Regularizer):
         detach_classifier: bool = False,
         seed: Optional[int] = None,
     ):
-        super().__init__(num_classes, feat_dim, class_counts)
+        super().__init__(num_classes, feat_dim, class_counts, run_seed)
         self.trade_off, self.trade_off_ce = trade_off, trade_off_ce
         self.filter_conf, self.update_conf, self.momentum = filter_conf, update_conf, momentum
         self.detach_classifier = detach_classifier
-        self.seed = 0 if seed is None else seed  # the engine passes the run's seed
+        self.seed = run_seed if seed is None else seed  # method.seed, else the run's
         generator = torch.Generator().manual_seed(self.seed)
         self.register_buffer(
             "random_anchors", torch.randn(num_classes, feat_dim, generator=generator)
@@ -91,9 +92,9 @@ class SAR(Regularizer):
         self.projector = projector(feat_dim)
         self.register_buffer("ema_anchors", torch.zeros(num_classes, feat_dim))
         self.register_buffer("initialised", torch.tensor(False))
-        self.register_buffer("gate_steps", torch.tensor(0))
-        self.register_buffer("steps", torch.tensor(0))
+        self.register_buffer("gate_steps", torch.tensor(0))  # gated steps this epoch
         self.register_buffer("anchor_correct", torch.tensor(0))
+        self.epoch_steps = 0  # steps this epoch: the loop's StepContext, else counted here
 
     def semantic_anchors(self) -> torch.Tensor:
         return self.projector(self.random_anchors)
@@ -104,7 +105,7 @@ class SAR(Regularizer):
         detached = {name: p.detach() for name, p in classifier.named_parameters()}
         return functional_call(classifier, detached, (anchors,))
 
-    def forward(self, features, logits, targets, classifier):
+    def forward(self, features, logits, targets, classifier, context=None):
         anchors = self.semantic_anchors()
         anchor_logits = self.anchor_logits(anchors, classifier).float()
         ce = F.cross_entropy(anchor_logits, self.labels, reduction="none")
@@ -122,7 +123,7 @@ class SAR(Regularizer):
                 self.ema_anchors.copy_(torch.where(gate, updated, self.ema_anchors))
                 self.initialised |= gate
                 self.gate_steps += gate
-                self.steps += 1
+                self.epoch_steps = context.step + 1 if context is not None else self.epoch_steps + 1
                 self.anchor_correct.copy_(correct.sum())
         pull = F.mse_loss(features, self.ema_anchors[targets].to(features.dtype))
         terms["sar/pull"] = self.trade_off * gate.to(pull.dtype) * pull
@@ -132,17 +133,23 @@ class SAR(Regularizer):
         return self.ema_anchors if bool(self.initialised) else None
 
     def epoch_stats(self):
-        steps = max(int(self.steps), 1)
+        steps = max(self.epoch_steps, 1)
         stats = {
             "sar/gate_rate": int(self.gate_steps) / steps,
             "sar/gate_ever": bool(self.initialised),
             "sar/anchor_acc": int(self.anchor_correct) / self.num_classes,
             "sar/gate_steps": int(self.gate_steps),
-            "sar/steps": int(self.steps),
+            "sar/steps": self.epoch_steps,
         }
         self.gate_steps.zero_()
-        self.steps.zero_()
+        self.epoch_steps = 0
         return stats
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints written before the loop passed a StepContext carried a step counter buffer
+        # (always 0 at an epoch's end, where checkpoints are taken): drop it.
+        state_dict.pop(prefix + "steps", None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def info(self):
         return {"anchor_seed": self.seed}

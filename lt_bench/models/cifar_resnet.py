@@ -15,8 +15,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2470, 0.2435, 0.2616)
+from lt_bench.normalization import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    MNIST_SUBSET_MEAN,
+    MNIST_SUBSET_STD,
+)
 
 
 class BasicBlock(nn.Module):
@@ -68,7 +72,6 @@ class ResNetCifar(_ClassifierFace):
         num_classes: int = 10,
         in_chans: int = 3,
         widths=(16, 32, 64),
-        **kwargs,
     ):
         super().__init__()
         if (depth - 2) % 6:
@@ -112,7 +115,6 @@ class SmallCNN(_ClassifierFace):
         in_chans: int = 1,
         widths=(32, 64, 128),
         norm: str = "batch",
-        **kwargs,
     ):
         super().__init__()
         self.num_classes, self.num_features = num_classes, widths[-1]
@@ -141,8 +143,8 @@ def _cfg(**kwargs) -> dict:
         "pool_size": (8, 8),
         "crop_pct": 1.0,
         "interpolation": "bilinear",
-        "mean": CIFAR_MEAN,
-        "std": CIFAR_STD,
+        "mean": CIFAR10_MEAN,
+        "std": CIFAR10_STD,
         "first_conv": "conv1",
         "classifier": "fc",
         **kwargs,
@@ -153,7 +155,7 @@ default_cfgs = generate_default_cfgs(
     {
         **{f"resnet{d}_cifar.untrained": _cfg() for d in (20, 32, 44, 56, 110)},
         "small_cnn.untrained": _cfg(
-            input_size=(1, 28, 28), pool_size=(7, 7), mean=(0.1313,), std=(0.3086,)
+            input_size=(1, 28, 28), pool_size=(7, 7), mean=MNIST_SUBSET_MEAN, std=MNIST_SUBSET_STD
         ),
     }
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
 import timm
@@ -70,13 +69,6 @@ class Network(nn.Module):
         self.classifier = classifier.to(next(self.backbone.parameters()).device)
 
 
-def check_model_name(name: str) -> None:
-    if not timm.is_model(name):
-        close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.7)
-        hint = f"did you mean {', '.join(close)}?" if close else "see timm.list_models()"
-        raise UserError(f"timm has no model {name!r}; {hint}")
-
-
 def build_network(
     name: str,
     num_classes: int,
@@ -88,7 +80,6 @@ def build_network(
     **kwargs,
 ) -> Network:
     """A timm backbone by name (``num_classes=0``: pooled features) under our classifier."""
-    check_model_name(name)
     try:
         backbone = timm.create_model(
             name, pretrained=pretrained, num_classes=0, in_chans=in_chans, **kwargs

@@ -61,7 +61,8 @@ def test_confusion_matrix_and_posthoc_adjustment():
 
 
 def test_eval_cli_recomputes_from_features_and_from_the_checkpoint(tmp_path, capsys):
-    from lt_bench.engine import run_directory, train
+    from lt_bench.engine import train
+    from lt_bench.rundir import run_path as run_directory
     from tests.test_engine import tiny
 
     cfg = tiny(tmp_path, "method.name=prototype")

@@ -110,12 +110,14 @@ def test_every_method_and_loss_gives_finite_terms_and_backbone_gradients(method,
 
 
 def test_unknown_method_option_is_refused_with_suggestion():
+    from lt_bench.config import load_config
     from lt_bench.errors import UserError
+    from lt_bench.validate import validate
 
     with pytest.raises(
         UserError, match="method sar has no option 'tradeoff'; did you mean trade_off"
     ):
-        build_method("sar", 3, 4, [1, 1, 1], tradeoff=0.2)
+        validate(load_config(None, ["method.name=sar", "method.tradeoff=0.2"]))
 
 
 def test_network_returns_features_and_logits():

@@ -11,22 +11,13 @@ import torch.nn as nn
 
 from lt_bench.cli import main
 from lt_bench.config import load_config
-from lt_bench.engine import build, method_terms, train
+from lt_bench.engine import method_terms, train
 from lt_bench.methods.sar import SAR
 from lt_bench.report import write_report
+from lt_bench.setup import build
+from tests.conftest import tiny
 
-TINY = [
-    "data.name=synthetic",
-    "data.options={num_classes: 4, image_size: 8, train_per_class: 24, test_per_class: 6}",
-    "data.ratio=3",
-    "data.batch_size=16",
-    "model.name=small_cnn",
-    "method.name=sar",
-    "optim.epochs=2",
-    "optim.lr=0.05",
-    "optim.warmup_epochs=0",
-    "train.progress=false",
-]
+TINY = tiny("data.ratio=3", "method.name=sar", "optim.epochs=2", "optim.lr=0.05", train=24, test=6)
 
 
 def test_sar_with_ldam_opens_its_gate_on_mnist_lt(tmp_path):

@@ -1,0 +1,132 @@
+"""The one pre-flight check of a run's config, before any data is loaded or anything is written.
+
+:func:`validate` refuses, with a one-line :class:`UserError` naming the key, the value and the fix:
+unknown registry names (data set, method, loss, model), values outside their declared types and
+ranges (every schema field, method, loss and re-weighting option; every string option is a declared
+choice, :mod:`lt_bench.options`), ``data.options`` and ``model.options`` that the data set's or the
+model's constructor does not take (with a close match), the rules that tie two keys together,
+trackers, the device and the output folder. It reads what each registry entry declares, so adding a
+method, loss, data set or stage never touches this file. The ``build_*`` functions do not re-check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import os
+
+from omegaconf import DictConfig
+
+from lt_bench.config import SECTIONS, to_dict
+from lt_bench.errors import UserError
+from lt_bench.options import check_options, declared_defaults
+from lt_bench.rundir import check_writable, run_path
+
+
+def validate(cfg: DictConfig) -> None:
+    """Every check a run's config gets before it starts (see the module's docstring)."""
+    from lt_bench.data import DATASETS
+    from lt_bench.losses import LOSSES, Reweighting, split_loss_options
+    from lt_bench.methods import METHODS
+    from lt_bench.trackers import check_trackers
+
+    check_schema_values(cfg)
+    options = to_dict(cfg)
+    method = {k: v for k, v in options["method"].items() if k != "name"}
+    check_options(METHODS.get(cfg.method.name), method, "method.", f"method {cfg.method.name}")
+    loss, reweight = split_loss_options(options["loss"])
+    check_options(LOSSES.get(cfg.loss.name), loss, "loss.", f"loss {cfg.loss.name}")
+    check_options(Reweighting, reweight, "loss.")
+    check_options(
+        DATASETS.get(cfg.data.name), options["data"]["options"], "data.options.",
+        f"data set {cfg.data.name}",
+    )  # fmt: skip
+    check_model(cfg.model.name, options["model"]["options"])
+    check_cross_keys(cfg, LOSSES.get(cfg.loss.name))
+    check_device(cfg)
+    check_trackers(cfg)
+    check_writable(run_path(cfg))
+
+
+def check_schema_values(cfg: DictConfig) -> None:
+    """Every schema value within its declared type and range (``option_ranges`` on each dataclass
+    of :mod:`lt_bench.config`)."""
+    values = to_dict(cfg)
+    for prefix, schema in SECTIONS.items():
+        section = values[prefix.rstrip(".")] if prefix else values
+        fields = {f.name for f in dataclasses.fields(schema)}
+        check_options(schema, {k: v for k, v in section.items() if k in fields}, prefix)
+
+
+def check_cross_keys(cfg: DictConfig, loss_class) -> None:
+    """The ranges that depend on another key."""
+    optim = cfg.optim
+    if optim.warmup_epochs > optim.epochs:
+        raise UserError(
+            f"optim.warmup_epochs={optim.warmup_epochs} is out of range; allowed: "
+            f"<= optim.epochs ({optim.epochs}); lower optim.warmup_epochs or raise optim.epochs"
+        )
+    # A loss defined on a cosine classifier with its own scale (LDAM's loss.scale) owns the scale.
+    own = None
+    if loss_class.classifier == "cosine" and "scale" in declared_defaults(loss_class):
+        own = cfg.loss.get("scale", declared_defaults(loss_class)["scale"])
+    asked = cfg.model.cosine_scale
+    if own is not None and asked is not None and own != asked:
+        raise UserError(
+            f"model.cosine_scale={asked:g} disagrees with loss.scale={own:g} of loss "
+            f"{cfg.loss.name}; set only loss.scale"
+        )
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if cfg.data.batch_size % world:
+        raise UserError(
+            f"data.batch_size {cfg.data.batch_size} does not split over {world} processes; use a multiple"
+        )
+
+
+def check_device(cfg: DictConfig) -> None:
+    """``train.device`` names a device this machine has; SyncBatchNorm asks for CUDA."""
+    import torch
+
+    name = cfg.train.device
+    if name not in ("auto", "cpu") and not name.startswith("cuda") and name != "mps":
+        raise UserError(f"train.device={name!r} is not a device; use auto, cpu, cuda or cuda:N")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(
+            f"device {name!r} asked for but CUDA is not available; use train.device=cpu"
+        )
+    cuda = name.startswith("cuda") or (name == "auto" and torch.cuda.is_available())
+    if cfg.train.sync_bn and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not cuda:
+        raise UserError(
+            "train.sync_bn needs CUDA (SyncBatchNorm has no CPU kernel); set train.sync_bn=false"
+        )
+
+
+def check_model(name: str, options: dict) -> None:
+    """A model timm knows, and ``model.options`` its constructor takes: the model is built on the
+    meta device (no memory, no weights) with the options, and a keyword it refuses is named with
+    the closest one it takes."""
+    import timm
+    import torch
+
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.7)
+        hint = f"did you mean {', '.join(close)}?" if close else "see timm.list_models()"
+        raise UserError(f"timm has no model {name!r}; {hint}")
+    if not options:
+        return
+    try:
+        with torch.device("meta"):
+            timm.create_model(name, pretrained=False, num_classes=0, **options)
+    except TypeError as err:
+        if "unexpected keyword" not in str(err):
+            raise UserError(f"model.options {options} do not fit {name!r} ({err})") from err
+        bad = str(err).split("'")[-2] if "'" in str(err) else "?"
+        with torch.device("meta"):
+            model = timm.create_model(name, pretrained=False, num_classes=0)
+        takes = [p for p in inspect.signature(type(model).__init__).parameters if p != "self"]
+        close = difflib.get_close_matches(bad, takes, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"it takes: {', '.join(takes)}"
+        raise UserError(f"model {name} has no option {bad!r} (model.options); {hint}") from err
+    except Exception:  # noqa: BLE001  some models cannot be built on the meta device: build time tells
+        return
