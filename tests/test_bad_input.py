@@ -37,6 +37,13 @@ def train_args(tmp_path, *extra):
     return ["train", "-", *TINY, f"out_dir={tmp_path / 'runs'}", *extra]
 
 
+def other_data_args(tmp_path, *extra):
+    """The tiny run on another data set: without the synthetic set's data.options (an override
+    merges into a mapping, it cannot empty it)."""
+    base = [arg for arg in TINY if not arg.startswith("data.options=")]
+    return ["train", "-", *base, f"out_dir={tmp_path / 'runs'}", *extra]
+
+
 CASES = {
     "unknown config key": (
         ["optim.lrr=0.1"],
@@ -82,9 +89,7 @@ def test_malformed_yaml(tmp_path, capsys):
 def test_missing_data_root(tmp_path, capsys):
     code, err = run(
         capsys,
-        *train_args(
-            tmp_path, "data.name=cifar10", f"data.root={tmp_path / 'nowhere'}", "data.options={}"
-        ),
+        *other_data_args(tmp_path, "data.name=cifar10", f"data.root={tmp_path / 'nowhere'}"),
     )
     assert_one_line(code, err, "cifar10 not found: expected")
     assert not (tmp_path / "runs").exists()
@@ -94,7 +99,7 @@ def test_corrupted_cifar_batch(tmp_path, capsys):
     root = write_fake_cifar(tmp_path / "data")
     (root / "cifar-10-batches-py" / "data_batch_2").write_bytes(b"\x80garbage")
     code, err = run(
-        capsys, *train_args(tmp_path, "data.name=cifar10", f"data.root={root}", "data.options={}")
+        capsys, *other_data_args(tmp_path, "data.name=cifar10", f"data.root={root}")
     )
     assert_one_line(code, err, "are corrupted")
 
@@ -119,7 +124,7 @@ def test_bad_list_files(tmp_path, capsys, edit, message):
     write_list_file(root / "ImageNet_LT_train.txt", edit([(p, int(label)) for p, label in samples]))
     code, err = run(
         capsys,
-        *train_args(
+        *other_data_args(
             tmp_path,
             "data.name=imagenet_lt",
             f"data.root={root}",
@@ -134,7 +139,7 @@ def test_num_classes_disagreeing_with_the_data(tmp_path, capsys):
     root = image_list_root(tmp_path)
     code, err = run(
         capsys,
-        *train_args(
+        *other_data_args(
             tmp_path,
             "data.name=imagenet_lt",
             f"data.root={root}",
