@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import importlib
+import pkgutil
 from typing import Callable, Generic, TypeVar
 
 from lt_bench.errors import UserError
@@ -45,3 +47,11 @@ class Registry(Generic[T]):
 
     def __iter__(self):
         return iter(self.names())
+
+
+def import_package_modules(package: str, path) -> None:
+    """Import every module of a package (``import_package_modules(__name__, __path__)`` in its
+    ``__init__``), so that a new data set or method file registers itself: one file plus its
+    ``@REGISTRY.register`` line, nothing else to edit."""
+    for module in pkgutil.iter_modules(path):
+        importlib.import_module(f"{package}.{module.name}")

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lt_bench.data import cifar, embedded, imagenet_lt, mnist  # noqa: F401  (registers the data sets)
 from lt_bench.data.base import (
     DATASETS,
     DataInfo,
@@ -27,6 +26,9 @@ from lt_bench.data.splits import (
     split_manifest,
 )
 from lt_bench.errors import UserError
+from lt_bench.registry import import_package_modules
+
+import_package_modules(__name__, __path__)  # every data set file registers itself
 
 __all__ = [
     "DATASETS",
