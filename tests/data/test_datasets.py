@@ -171,3 +171,25 @@ def test_every_data_set_exposes_its_facts():
         info = build_dataset(name).info
         assert info.num_classes == len(info.class_names)
         assert len(info.mean) == len(info.std) == info.image_size[0]
+
+
+@pytest.mark.parametrize("name", DATASETS.names())
+def test_every_registered_data_set_has_the_face(name):
+    """Swept over the registry (a new data set is picked up): it builds without arguments, says
+    where its data lives, declares its options with types, and, where its data is present here,
+    loads train and test images whose shape and labels match its info."""
+    from lt_bench.options import declared_types
+
+    source = build_dataset(name)
+    assert isinstance(source.describe(), str) and source.describe()
+    assert "root" not in declared_types(DATASETS.get(name))  # data.root, not an option
+    try:
+        present = source.available()
+    except UserError:  # e.g. imagefolder without a root
+        present = False
+    if not present or name in ("fashion_mnist", "mnist"):  # the 60k sets: test_mnist.py
+        return
+    for split in ("train", "test"):
+        data = source.load(split)
+        assert tuple(data.images.shape[1:]) == tuple(source.info.image_size)
+        assert 0 <= data.labels.min() and data.labels.max() < source.info.num_classes
