@@ -32,7 +32,7 @@ from omegaconf import DictConfig
 
 from lt_bench import atomic
 from lt_bench.errors import UserError
-from lt_bench.rundir import check_writable
+from lt_bench.rundir import FINAL, PER_CLASS, check_writable
 
 
 def mlflow_uri(cfg: DictConfig) -> str:
@@ -77,7 +77,7 @@ def _numbers(row: dict) -> dict[str, float]:
 
 def per_class_figure(run_dir: Path):
     """Per-class test accuracy against class size, from ``per_class.csv``; None without it."""
-    path = run_dir / "per_class.csv"
+    path = run_dir / PER_CLASS
     if not path.exists():
         return None
     import matplotlib
@@ -179,7 +179,7 @@ class MLflow:
 
     def log_final(self, final: dict, run_dir: Path, step: int) -> None:
         self._log({f"final/{k}": v for k, v in _numbers(final).items()}, step)
-        for name in ("final.json", "per_class.csv"):
+        for name in (FINAL, PER_CLASS):
             if (run_dir / name).exists():
                 self.client.log_artifact(self.run_id, str(run_dir / name))
         figure = per_class_figure(run_dir)

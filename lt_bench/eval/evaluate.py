@@ -12,6 +12,7 @@ import numpy as np
 from lt_bench import atomic
 from lt_bench.eval.accuracy import calibration, confusion_matrix, summarize
 from lt_bench.eval.separability import separability
+from lt_bench.rundir import FEATURES, PER_CLASS, SEPARABILITY
 
 
 def _finite(obj):
@@ -69,10 +70,10 @@ def evaluate_and_write(
     )
     table.insert(3, "n_test", np.bincount(labels, minlength=num_classes))
     table.insert(5, "accuracy", per_class)
-    with atomic.atomic_path(run_dir / "per_class.csv") as tmp:
+    with atomic.atomic_path(run_dir / PER_CLASS) as tmp:
         table.to_csv(tmp, index=False)
     atomic.write_json(
-        run_dir / "separability.json",
+        run_dir / SEPARABILITY,
         _finite(
             {
                 "summary": sep["summary"],
@@ -84,5 +85,5 @@ def evaluate_and_write(
     )
     if write_features:
         confusion = confusion_matrix(logits.argmax(1), labels, num_classes)
-        save_arrays(run_dir / "features.npz", {**arrays, "confusion": confusion.astype(np.int32)})
+        save_arrays(run_dir / FEATURES, {**arrays, "confusion": confusion.astype(np.int32)})
     return _finite(metrics)
