@@ -225,96 +225,40 @@ def separability(
     groups, grouping_used = choose_shot_groups(train_counts, grouping)
     stats = _class_statistics(f, y, num_classes)
     present = stats.present
-    k_present = int(present.sum())
     means = stats.means[present]
     centred = means - means.mean(0)
+    weight = _tensor(classifier) if classifier is not None else None
 
-    summary: dict[str, float] = {}
-    summary["nc1"] = nc1(f, y, num_classes)
-    norms = centred.norm(dim=1)
-    cos = _pairwise_cosine(centred)
-    off = _off_diagonal(cos)
-    summary["nc2_equinorm_means"] = _cv(norms)
-    summary["nc2_equiangularity"] = float(off.std(unbiased=False))
-    summary["nc2_max_angle"] = float((off + 1.0 / (k_present - 1)).abs().mean())
-    gram = centred @ centred.T
-    simplex = torch.eye(k_present, dtype=f.dtype) - 1.0 / k_present
-    summary["nc2_etf_distance"] = float((gram / gram.norm() - simplex / simplex.norm()).norm())
-    weight = None
-    if classifier is not None:
-        weight = _tensor(classifier)
-        summary["nc2_equinorm_classifier"] = _cv(weight.norm(dim=1))
-        w = weight[present]
-        summary["nc3_self_duality"] = float((w / w.norm() - centred / centred.norm()).norm() ** 2)
-
-    variance = stats.variance[present]
-    dist = stats.mean_distances
-    pair_cdnv = (variance[:, None] + variance[None, :]) / (2 * dist**2)
-    summary["cdnv"] = float(_off_diagonal(pair_cdnv).mean())
-    inter = dist.sum(1) / max(k_present - 1, 1)
-    ratio = stats.intra[present] / inter
-    summary["intra_inter_ratio"] = float(ratio.mean())
-    trace_within = float(variance.mean())
-    trace_between = float((centred**2).sum(1).mean())
-    summary["fisher_ratio"] = trace_between / trace_within if trace_within > 0 else float("inf")
-    summary["davies_bouldin"] = stats.davies_bouldin
+    summary = {"nc1": nc1(f, y, num_classes), **_collapse(centred, weight, present)}
+    spread, per_class_spread = _spread(stats, centred)
+    summary.update(spread)
     summary["silhouette"], silhouette_points = silhouette(f, y_np, silhouette_max_points, seed)
-
     knn_correct, knn_labels, knn_queries = knn_accuracy(
         f, y_np, train_features, train_labels, knn_k, knn_max_queries, seed
     )
     summary["knn_accuracy"] = float(knn_correct.mean())
-    if train_features is not None:
-        ncm_means, ncm_counts = class_means(
-            _tensor(train_features), torch.as_tensor(np.asarray(train_labels)), num_classes
-        )
-        candidates = torch.nonzero(ncm_counts > 0).flatten()
-    else:
-        ncm_means, candidates = stats.means, torch.nonzero(present).flatten()
-    nearest = torch.cdist(f[None], ncm_means[candidates][None].to(f.dtype))[0].argmin(1)
-    ncm_pred = candidates[nearest].numpy()
-    ncm_correct = ncm_pred == y_np
+    ncm_correct = _ncm_correct(f, y_np, stats, train_features, train_labels, num_classes)
     summary["ncm_accuracy"] = float(ncm_correct.mean())
-
-    # Per-class table (NaN for classes absent from the features).
-    def expand(values: torch.Tensor) -> np.ndarray:
-        out = np.full(num_classes, np.nan)
-        out[present.numpy()] = values.double().numpy()
-        return out
 
     per_class = pd.DataFrame({"class": np.arange(num_classes), "n_train": np.asarray(train_counts)})
     group_of = np.empty(num_classes, dtype=object)
     for name, ids in groups.items():
         group_of[ids] = name
     per_class["group"] = group_of
-    per_class["intra_distance"] = expand(stats.intra[present])
-    per_class["inter_distance"] = expand(inter)
-    per_class["intra_inter_ratio"] = expand(ratio)
-    per_class["cdnv"] = expand(pair_cdnv.fill_diagonal_(0).sum(1) / max(k_present - 1, 1))
-    per_class["mean_norm"] = expand(norms)
+    for column, values in per_class_spread.items():
+        per_class[column] = _expand(values, present)
+    per_class["mean_norm"] = _expand(centred.norm(dim=1), present)
     per_class["knn_accuracy"] = _per_class_mean(knn_correct, knn_labels, num_classes)
     per_class["ncm_accuracy"] = _per_class_mean(ncm_correct, y_np, num_classes)
     if centroids is not None:
         c = _tensor(centroids)[present]
-        per_class["centroid_distance"] = expand((c - means).norm(dim=1))
-        per_class["centroid_cosine"] = expand(
-            torch.nn.functional.cosine_similarity(c, means, dim=1)
+        per_class["centroid_distance"] = _expand((c - means).norm(dim=1), present)
+        per_class["centroid_cosine"] = _expand(
+            torch.nn.functional.cosine_similarity(c, means, dim=1), present
         )
         summary["centroid_distance"] = float(per_class["centroid_distance"].mean())
         summary["centroid_cosine"] = float(per_class["centroid_cosine"].mean())
-
-    few = groups["few"]
-    if len(few) > 1:
-        if weight is not None:
-            summary["minority_collapse_classifier"] = float(
-                _off_diagonal(_pairwise_cosine(weight[few])).mean()
-            )
-        few_present = [c for c in few if present[c]]
-        if len(few_present) > 1:
-            centred_all = stats.means - means.mean(0)
-            summary["minority_collapse_means"] = float(
-                _off_diagonal(_pairwise_cosine(centred_all[few_present])).mean()
-            )
+    summary.update(_minority_collapse(groups["few"], weight, stats, means))
 
     columns = [c for c in per_class.columns if c not in ("class", "n_train", "group")]
     by_group = {
@@ -323,7 +267,7 @@ def separability(
     }
     settings = {
         "grouping": grouping_used,
-        "classes_present": k_present,
+        "classes_present": int(present.sum()),
         "points": int(len(y_np)),
         "silhouette_points": silhouette_points,
         "knn_k": knn_k,
@@ -332,6 +276,90 @@ def separability(
         "within_covariance": "mean of per-class covariances",
     }
     return {"summary": summary, "groups": by_group, "per_class": per_class, "settings": settings}
+
+
+def _expand(values: torch.Tensor, present: torch.Tensor) -> np.ndarray:
+    """Per present class values as a column over all classes (NaN for absent ones)."""
+    out = np.full(len(present), np.nan)
+    out[present.numpy()] = values.double().numpy()
+    return out
+
+
+def _collapse(centred: torch.Tensor, weight: torch.Tensor | None, present) -> dict[str, float]:
+    """NC2 on the centred class means (equinorm, equiangularity, max-angle, distance to a simplex
+    ETF) and, with a classifier, its equinorm and NC3 self-duality."""
+    k_present = len(centred)
+    off = _off_diagonal(_pairwise_cosine(centred))
+    gram = centred @ centred.T
+    simplex = torch.eye(k_present, dtype=centred.dtype) - 1.0 / k_present
+    out = {
+        "nc2_equinorm_means": _cv(centred.norm(dim=1)),
+        "nc2_equiangularity": float(off.std(unbiased=False)),
+        "nc2_max_angle": float((off + 1.0 / (k_present - 1)).abs().mean()),
+        "nc2_etf_distance": float((gram / gram.norm() - simplex / simplex.norm()).norm()),
+    }
+    if weight is not None:
+        out["nc2_equinorm_classifier"] = _cv(weight.norm(dim=1))
+        w = weight[present]
+        out["nc3_self_duality"] = float((w / w.norm() - centred / centred.norm()).norm() ** 2)
+    return out
+
+
+def _spread(stats, centred: torch.Tensor) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    """CDNV, intra / inter distance ratio, tr(S_B) / tr(S_W), Davies-Bouldin; and the per-class
+    intra and inter distances, their ratio and CDNV (present classes)."""
+    present, k_present = stats.present, len(centred)
+    variance = stats.variance[present]
+    dist = stats.mean_distances
+    pair_cdnv = (variance[:, None] + variance[None, :]) / (2 * dist**2)
+    inter = dist.sum(1) / max(k_present - 1, 1)
+    ratio = stats.intra[present] / inter
+    trace_within = float(variance.mean())
+    trace_between = float((centred**2).sum(1).mean())
+    summary = {
+        "cdnv": float(_off_diagonal(pair_cdnv).mean()),
+        "intra_inter_ratio": float(ratio.mean()),
+        "fisher_ratio": trace_between / trace_within if trace_within > 0 else float("inf"),
+        "davies_bouldin": stats.davies_bouldin,
+    }
+    per_class = {
+        "intra_distance": stats.intra[present],
+        "inter_distance": inter,
+        "intra_inter_ratio": ratio,
+        "cdnv": pair_cdnv.fill_diagonal_(0).sum(1) / max(k_present - 1, 1),
+    }
+    return summary, per_class
+
+
+def _ncm_correct(f, y_np, stats, train_features, train_labels, num_classes) -> np.ndarray:
+    """Nearest-class-mean hits: train class means as memory when given, else the test means."""
+    if train_features is not None:
+        ncm_means, ncm_counts = class_means(
+            _tensor(train_features), torch.as_tensor(np.asarray(train_labels)), num_classes
+        )
+        candidates = torch.nonzero(ncm_counts > 0).flatten()
+    else:
+        ncm_means, candidates = stats.means, torch.nonzero(stats.present).flatten()
+    nearest = torch.cdist(f[None], ncm_means[candidates][None].to(f.dtype))[0].argmin(1)
+    return candidates[nearest].numpy() == y_np
+
+
+def _minority_collapse(few, weight, stats, means) -> dict[str, float]:
+    """Mean pairwise cosine among the few-shot classifier rows and centred class means."""
+    out: dict[str, float] = {}
+    if len(few) <= 1:
+        return out
+    if weight is not None:
+        out["minority_collapse_classifier"] = float(
+            _off_diagonal(_pairwise_cosine(weight[few])).mean()
+        )
+    few_present = [c for c in few if stats.present[c]]
+    if len(few_present) > 1:
+        centred_all = stats.means - means.mean(0)
+        out["minority_collapse_means"] = float(
+            _off_diagonal(_pairwise_cosine(centred_all[few_present])).mean()
+        )
+    return out
 
 
 def _nanmean(values: pd.Series) -> float:
