@@ -185,3 +185,10 @@ def test_sweep_shows_a_progress_bar_with_counts_and_time_left_on_a_terminal(tmp_
     shown = terminal.getvalue()
     assert "4/4" in shown and "done=4" in shown and "failed=0" in shown and "running=0" in shown
     assert "<" in shown  # tqdm's [elapsed<remaining] estimate
+
+
+def test_tracker_names_are_declared_once():
+    from lt_bench.config import TRACKERS
+    from lt_bench.trackers import FACTORIES
+
+    assert tuple(FACTORIES) == TRACKERS
