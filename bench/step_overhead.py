@@ -28,8 +28,8 @@ from lt_bench.config import load_config
 from lt_bench.data import build_dataset
 from lt_bench.data.transforms import InMemoryBatches, random_crop_flip
 from lt_bench.engine import train
-from lt_bench.setup import lr_lambda
 from lt_bench.models import build_network
+from lt_bench.setup import lr_lambda
 
 METHODS = ["none", "sar", "center", "prototype", "etf"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 from lt_bench.errors import UserError
@@ -40,45 +41,15 @@ def _writable(path: Path) -> bool:
 
 def cmd_split(args: argparse.Namespace) -> int:
     from lt_bench import atomic
-    from lt_bench.data import build_dataset, long_tail_split
-    from lt_bench.data.splits import (
-        check_profile,
-        choose_shot_groups,
-        long_tail_counts,
-        split_manifest,
-    )
+    from lt_bench.data import build_dataset
+    from lt_bench.data.splits import check_profile, choose_shot_groups
     from lt_bench.report.plots import plot_class_distribution
 
     source = build_dataset(args.dataset, root=args.root, download=args.download)
     ratio = source.default_ratio if args.ratio is None else args.ratio
     profile = source.default_profile if args.profile is None else args.profile
     check_profile(ratio, profile)
-    lines: list[str] = []
-    if (
-        source.balanced
-        and not source.available()
-        and source.balanced_counts() is not None
-        and not args.download
-    ):
-        # CIFAR without data on disk: the counts are known from the profile alone.
-        max_count = args.max_count or max(source.balanced_counts())
-        counts = long_tail_counts(source.info.num_classes, max_count, ratio, profile)
-        manifest = split_manifest(
-            source.info.name,
-            ratio,
-            profile,
-            args.seed,
-            counts,
-            None,
-            args.grouping,
-            max_count=max_count,
-            note=f"counts only: no data at {source.describe()}, so no indices were drawn",
-        )
-    else:
-        split = long_tail_split(
-            source, ratio, profile, args.seed, args.max_count, grouping=args.grouping
-        )
-        lines, manifest = split.lines, split.manifest
+    lines, manifest = _draw_split(source, args, ratio, profile)
     name = f"{source.info.name}_{manifest['profile'] or 'list'}_r{manifest['ratio']:g}_s{args.seed}"
     out = _output_dir(Path(args.out) if args.out else Path("splits") / name)
 
@@ -100,6 +71,37 @@ def cmd_split(args: argparse.Namespace) -> int:
         print(manifest["note"])
     print(f"wrote {out}/split.json{', train.txt' if lines else ''}, class_distribution.png")
     return 0
+
+
+def _draw_split(source, args: argparse.Namespace, ratio: float, profile: str) -> tuple[list, dict]:
+    """The split's train list and manifest; for CIFAR without data on disk, the counts alone."""
+    from lt_bench.data import long_tail_split
+    from lt_bench.data.splits import long_tail_counts, split_manifest
+
+    if (
+        source.balanced
+        and not source.available()
+        and source.balanced_counts() is not None
+        and not args.download
+    ):
+        max_count = args.max_count or max(source.balanced_counts())
+        counts = long_tail_counts(source.info.num_classes, max_count, ratio, profile)
+        manifest = split_manifest(
+            source.info.name,
+            ratio,
+            profile,
+            args.seed,
+            counts,
+            None,
+            args.grouping,
+            max_count=max_count,
+            note=f"counts only: no data at {source.describe()}, so no indices were drawn",
+        )
+        return [], manifest
+    split = long_tail_split(
+        source, ratio, profile, args.seed, args.max_count, grouping=args.grouping
+    )
+    return split.lines, split.manifest
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -134,7 +136,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from lt_bench import distributed
     from lt_bench.config import load_config
-    from lt_bench.engine import run_directory, train
+    from lt_bench.engine import train
+    from lt_bench.rundir import run_path
 
     cfg = load_config(None if args.config == "-" else args.config, args.overrides)
     try:
@@ -143,7 +146,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         distributed.shutdown()
     if not distributed.is_main_process_of_launch():
         return 0  # under torchrun only rank 0 reports
-    print(f"{run_directory(cfg)}: {_summary(final)}")
+    print(f"{run_path(cfg)}: {_summary(final)}")
     _print_warnings(final)
     return 0
 
@@ -165,7 +168,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from lt_bench.engine import evaluate_run
+    from lt_bench.predict import evaluate_run
 
     final = evaluate_run(args.run_dir, args.train_features, args.posthoc_tau)
     print(f"{args.run_dir}: {_summary(final)}; wrote separability.json, per_class.csv")
@@ -177,98 +180,69 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from lt_bench import sweep
+    from lt_bench.study import launch, load_study, run_study
 
-    study = sweep.load_study(args.study)
+    study = load_study(args.study)
     runs_dir = Path(args.runs_dir or Path("runs") / study.name)
-    slurm = {
-        **study.slurm,
-        **{
-            k: v
-            for k, v in (
-                ("partition", args.partition),
-                ("time_min", args.time_min),
-                ("gpus", args.gpus),
-                ("cpus", args.cpus),
-            )
-            if v is not None
-        },
-    }
     launching = not (args.status or args.dry_run)
-
-    def line(done: int, total: int, result: dict) -> None:  # without a terminal: a line a run
-        if not sys.stderr.isatty():
-            error = f": {result['error']}" if "error" in result else ""
-            print(f"  [{done}/{total}] {Path(result['run_dir']).name}: {result['status']}{error}")
-
-    def run(points: list) -> None:
-        if not launching or not points:
-            return
-        results = sweep.launch(points, args.executor, args.jobs, slurm, on_result=line)
-        submitted = [r["job_id"] for r in results if r.get("status") == "submitted"]
-        if submitted:
-            print(
-                f"submitted {len(submitted)} jobs ({submitted[0]}...) to slurm; check with lt-bench sweep {args.study} --status"
-            )
-
-    phases = []
-    if study.tune is not None:  # phase 1: the tuning trials; phase 2 waits for all of them
-        points, waiting = _tuned_points(study, runs_dir, run, launching)
-        phases.append(("tuning", points[0]))
-        if waiting:
-            print(f"{study.name}: final runs wait for the tuning trials ({waiting})")
-        else:
-            phases.append(("final", points[1]))
-    else:
-        points = sweep.expand(study, runs_dir)
-        run(points)
-        phases.append(("", points))
-    failed = 0
-    for phase, points in phases:
-        counts = sweep.status_counts(points)
-        failed += counts.get("failed", 0)
-        where = runs_dir / "tune" if phase == "tuning" else runs_dir
-        print(
-            f"{study.name}{' ' + phase if phase else ''}: {len(points)} runs in {where}: "
-            + ", ".join(f"{counts.get(s, 0)} {s}" for s in sweep.STATUSES)
+    launcher = None
+    if launching:
+        given = {"partition": args.partition, "time_min": args.time_min}
+        given.update(gpus=args.gpus, cpus=args.cpus)
+        slurm = {**study.slurm, **{k: v for k, v in given.items() if v is not None}}
+        launcher = partial(
+            launch, executor=args.executor, jobs=args.jobs, slurm=slurm, on_result=_run_line
         )
-        if args.dry_run:
-            for point in points:
-                mark = sweep.run_status(point.run_dir)
-                print(
-                    f"  [{mark}] {point.run_dir.name}  "
-                    + " ".join(f"{k}={v}" for k, v in point.overrides.items())
-                )
-        for run_dir, error in sweep.failures(points):
-            print(f"  failed: {run_dir}: {error}")
+    phases = run_study(study, runs_dir, launcher, rerun_stale=args.rerun_stale)
+    for phase in phases:
+        if phase.moved:
+            print(
+                f"{study.name}: moved {len(phase.moved)} stale runs aside to run them again "
+                f"(e.g. {phase.moved[0]})"
+            )
+        if phase.submitted:
+            print(
+                f"submitted {len(phase.submitted)} jobs ({phase.submitted[0]}...) to slurm; check with lt-bench sweep {args.study} --status"
+            )
+        if phase.waiting:
+            print(f"{study.name}: final runs wait for the tuning trials ({phase.waiting})")
+    failed = sum(_print_phase(study.name, phase, args.dry_run) for phase in phases)
     return 1 if failed and launching else 0
 
 
-def _tuned_points(study, runs_dir: Path, run, launching: bool) -> tuple[tuple[list, list], str]:
-    """Run (when launching) the tuning trials, choose each arm's values on validation, then run
-    the final points; returns ((trial points, final points), why the finals wait or "")."""
-    from lt_bench import sweep, tune
+def _run_line(done: int, total: int, result: dict) -> None:
+    """Without a terminal (logs, CI): a line a finished run; on one, the sweep's bar says it."""
+    if not sys.stderr.isatty():
+        error = f": {result['error']}" if "error" in result else ""
+        print(f"  [{done}/{total}] {Path(result['run_dir']).name}: {result['status']}{error}")
 
-    trials = tune.trial_points(study, runs_dir)
-    trial_points = [t.point for t in trials]
-    run(trial_points)
-    select = sweep.resolve(study, {}, runs_dir).train.select
-    scores = {i: tune.trial_score(t.point.run_dir, select) for i, t in enumerate(trials)}
-    chosen = tune.choose(trials, scores)
-    record = None
-    if launching or tune.tuning_dir(runs_dir).exists():
-        record = tune.write_record(study, runs_dir, trials, scores, chosen)
-    if chosen is None:
-        done = sum(score is not None for score in scores.values())
-        return (trial_points, []), f"{done} of {len(trials)} done"
-    at = study.tune.at
-    finals = sweep.expand(study, runs_dir, tuned=lambda o: chosen[tune.arm_key(o, at)].values)
-    run(finals)
-    if record is not None:
-        choices = {arm["arm"]: arm["chosen"] for arm in record["arms"]}
-        for combination, point in zip(sweep.combinations(study), finals):
-            tune.record_source(point.run_dir, choices[tune.arm_key(combination, at)])
-    return (trial_points, finals), ""
+
+def _print_phase(name: str, phase, dry_run: bool) -> int:
+    """A phase's status counts, its points (dry run), stale and failed runs; returns the failures."""
+    from collections import Counter
+
+    from lt_bench.rundir import status
+    from lt_bench.study import POINT_STATUSES, failures, point_state
+
+    states = [point_state(point) for point in phase.points]
+    counts = Counter(state for state, _ in states)
+    print(
+        f"{name}{' ' + phase.name if phase.name else ''}: {len(phase.points)} runs in {phase.where}: "
+        + ", ".join(f"{counts.get(s, 0)} {s}" for s in POINT_STATUSES)
+    )
+    stale_runs = [(point, keys) for point, (_, keys) in zip(phase.points, states) if keys]
+    if dry_run:
+        for point, (state, _) in zip(phase.points, states):
+            mark = "stale" if state == "stale" else status(point.run_dir)
+            print(
+                f"  [{mark}] {point.run_dir.name}  "
+                + " ".join(f"{k}={v}" for k, v in point.overrides.items())
+            )
+    for point, keys in stale_runs:
+        print(f"  stale: {point.run_dir}: {'; '.join(keys)}")
+    for run_dir, error in failures(phase.points):
+        print(f"  failed: {run_dir}: {error}")
+    return counts.get("failed", 0)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -301,22 +275,22 @@ DEMO_STUDY = (
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The embedded demo: the mnist_lt_demo study (9 arms x 3 seeds at ratio 100), then its report."""
+    """The embedded demo: the mnist_lt_demo study (10 arms x 3 seeds at ratio 100), then its report."""
     import time
 
-    from lt_bench import sweep
     from lt_bench.report import write_report
+    from lt_bench.study import launch, load_study, run_study, status_counts
 
     if not DEMO_STUDY.is_file():
         raise UserError(
             f"demo study {DEMO_STUDY} is missing; run lt-bench demo from a source checkout"
         )
-    study = sweep.load_study(DEMO_STUDY)
+    study = load_study(DEMO_STUDY)
     runs_dir, out = Path(args.runs_dir), _output_dir(Path(args.out))
-    points = sweep.expand(study, runs_dir)
-    todo = sum(sweep.run_status(p.run_dir) != "done" for p in points)
+    points = [point for phase in run_study(study, runs_dir) for point in phase.points]
+    done = status_counts(points).get("done", 0)
     print(
-        f"{study.name}: {len(points)} runs ({len(points) - todo} already done) in {runs_dir}, {args.jobs} at a time"
+        f"{study.name}: {len(points)} runs ({done} already done) in {runs_dir}, {args.jobs} at a time"
     )
     started = time.time()
 
@@ -330,7 +304,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for warning in result.get("warnings") or []:
             print(f"    warning: {warning}", flush=True)
 
-    sweep.launch(points, "local", args.jobs, progress=False, threads=1, on_result=show)
+    launcher = partial(
+        launch, executor="local", jobs=args.jobs, progress=False, threads=1, on_result=show
+    )
+    run_study(study, runs_dir, launcher, rerun_stale=args.rerun_stale)
     result = write_report(runs_dir, out)
     print(f"wrote {len(result['written'])} files to {out} ({time.time() - started:.0f} s)")
     print((out / "main_table.md").read_text(), end="")
@@ -348,12 +325,23 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lt_bench.data.splits import PROFILES
-
     parser = _Parser(
         prog="lt-bench", description="Long-tailed image classification benchmark suite."
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_split(sub)
+    _add_train(sub)
+    _add_sweep(sub)
+    _add_report(sub)
+    _add_demo(sub)
+    _add_retrain(sub)
+    _add_eval(sub)
+    _add_datasets(sub)
+    return parser
+
+
+def _add_split(sub) -> None:
+    from lt_bench.config import PROFILES
 
     p = sub.add_parser(
         "split", help="draw a long-tailed split; write split.json, train.txt and a class-size plot"
@@ -387,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_split)
 
+
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train one run from a YAML config plus key=value overrides")
     p.add_argument(
         "config", help="YAML config, e.g. experiments/mnist_lt.yaml, or - for the schema's defaults"
@@ -399,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_train)
 
+
+def _add_sweep(sub) -> None:
     p = sub.add_parser("sweep", help="run every point of a study not yet done (idempotent)")
     p.add_argument("study", help="study file, e.g. experiments/studies/mnist_lt_demo.yaml")
     p.add_argument(
@@ -416,7 +408,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--status",
         action="store_true",
-        help="print done / failed / incomplete / pending counts only",
+        help="print done / failed / incomplete / pending / stale counts only",
+    )
+    p.add_argument(
+        "--rerun-stale",
+        action="store_true",
+        help="move done runs whose saved settings differ (stale) aside to <folder>.stale-<n> and run them again",
     )
     p.add_argument("--partition", default=None, help="slurm partition")
     p.add_argument("--time-min", type=int, default=None, help="slurm time limit per run, minutes")
@@ -424,6 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus", type=int, default=None, help="CPUs per run (slurm)")
     p.set_defaults(func=cmd_sweep)
 
+
+def _add_report(sub) -> None:
     p = sub.add_parser(
         "report", help="collect runs into runs.csv, tables (md, tex, csv) and figures"
     )
@@ -437,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_report)
 
+
+def _add_demo(sub) -> None:
     p = sub.add_parser(
         "demo",
         help="the embedded study on MNIST-LT: 5 methods, SAR's two ablations, balanced softmax with and without SAR, 3 seeds; then its report",
@@ -444,8 +445,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs/mnist_lt_demo")
     p.add_argument("--out", default="results/mnist_lt_demo")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one CPU thread each)")
+    p.add_argument(
+        "--rerun-stale", action="store_true", help="move stale runs aside and run them again"
+    )
     p.set_defaults(func=cmd_demo)
 
+
+def _add_retrain(sub) -> None:
     p = sub.add_parser(
         "retrain",
         help="a second stage on a finished run: crt, lws, tau_norm or ncm (frozen backbone)",
@@ -455,6 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="e.g. stage.epochs=20 stage.lr=0.05")
     p.set_defaults(func=cmd_retrain)
 
+
+def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="recompute a run's accuracy groups and separability statistics")
     p.add_argument("run_dir", help="a run directory written by lt-bench train")
     p.add_argument(
@@ -467,11 +475,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_eval)
 
+
+def _add_datasets(sub) -> None:
     p = sub.add_parser(
         "datasets", help="list the data sets, whether their data is present, and their sizes"
     )
     p.set_defaults(func=cmd_datasets)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ terms, so every method is trained by exactly this loop.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -37,16 +38,40 @@ class NonFiniteLoss(UserError):
 def train(
     cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, dict], None] | None = None
 ) -> dict:
-    """Train one run and write its directory; return the final metrics (``final.json``)."""
+    """Train one run and write its directory; return the final metrics (``final.json``).
+
+    The config is validated and the data, network, method and loss are built before anything is
+    written; then the run's folder is locked for the rest of the run (a second process on the same
+    run is refused at once), and whatever raises from there on leaves the run ``failed`` with its
+    error in ``final.json`` and the traceback in ``error.log``, never ``running``. An interrupt
+    (Ctrl-C, SIGTERM turned into KeyboardInterrupt) leaves it resumable."""
     started = time.time()
     run = RunDir(run_path(cfg))
-    finished = check_before_start(cfg, run, resume)
+    validate(cfg)
+    finished = existing_run(cfg, run, resume)
     if finished is not None:  # done already, with the same config: a repeat launch is a no-op
         return finished
-
     setup = build(cfg)  # data, network, method, base loss: nothing is written yet
-    loop = build_loop(cfg, setup)
     main = distributed.rank() == 0  # only rank 0 writes the run directory
+    with run.lock() if main else contextlib.nullcontext():
+        finished = existing_run(cfg, run, resume)  # another process may have finished it meanwhile
+        if finished is not None:
+            return finished
+        try:
+            return train_epochs(cfg, run, setup, resume, started, on_epoch_end)
+        except Exception as err:  # the run ends failed, whatever raised
+            if main:
+                message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+                run.mark_failed(message, run_id(cfg))
+            raise
+
+
+def train_epochs(
+    cfg, run: RunDir, setup: Setup, resume: bool, started: float, on_epoch_end=None
+) -> dict:
+    """The epochs, the model selection and the final evaluation of a locked run."""
+    loop = build_loop(cfg, setup)
+    main = distributed.rank() == 0
     val = None  # select the last epoch, or the best on validation images; never on the test set
     if cfg.train.select == "best_val":
         val = validation_set(setup.source, cfg, cfg.data.val_per_class)
@@ -66,9 +91,7 @@ def train(
             progress.set_postfix(loss=f"{row['loss/total']:.3f}", acc=f"{row['train/acc']:.3f}")
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, row)
-    except NonFiniteLoss as err:
-        if main:
-            run.mark_failed(str(err), run_id(cfg), with_traceback=False)
+    except BaseException:
         trackers.close()
         raise
     finally:
@@ -203,10 +226,9 @@ def final_record(cfg, setup: Setup, history, metrics, arrays, selection, in_sync
 # ----------------------------------------------------------------------------- the run directory
 
 
-def check_before_start(cfg: DictConfig, run: RunDir, resume: bool) -> dict | None:
-    """The config validated and the output folder checked, before any data is loaded. Returns
-    the saved final metrics if the run is done already with the same config."""
-    validate(cfg)
+def existing_run(cfg: DictConfig, run: RunDir, resume: bool) -> dict | None:
+    """What is on disk already: the saved final metrics if the run is done with the same config
+    (else refused); a checkpoint is continued only with ``resume``, and only with the same config."""
     if run.is_done():
         run.check_same_config(cfg, "reuse the finished run")
         return run.final()

@@ -7,6 +7,7 @@ A run directory holds::
     checkpoint.pt      the last epoch's full state         best.pt          the best validation epoch
     per_class.csv      per-class accuracy and statistics   separability.json
     features.npz       test features, logits, classifier   error.log        a failed run's traceback
+    .lock              held by the process training the run (an OS file lock)
 
 ``final.json["status"]`` is ``running``, ``done`` or ``failed``; :meth:`RunDir.status` maps a folder
 to one of :data:`STATUSES`. Every write goes through :mod:`lt_bench.atomic` (temporary file, then
@@ -17,9 +18,11 @@ write runs only through this module.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 from lt_bench import atomic
@@ -35,10 +38,15 @@ PER_CLASS = "per_class.csv"
 SEPARABILITY = "separability.json"
 FEATURES = "features.npz"
 ERROR_LOG = "error.log"
+LOCK = ".lock"
 
 # What a folder can be: finished, failed (its error kept), started but not finished (running, or
 # killed: resumable), or not started.
 STATUSES = ("done", "failed", "incomplete", "pending")
+
+
+class RunLocked(UserError):
+    """Another process holds the run's lock: it is being trained elsewhere."""
 
 
 def check_writable(folder: str | os.PathLike) -> None:
@@ -96,6 +104,41 @@ class RunDir:
     def name(self) -> str:
         return self.path.name
 
+    # ------------------------------------------------------------------ the lock
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run's lock for a block: an OS file lock on ``<run>/.lock`` (``flock``), which the
+        kernel releases when the process dies, however it dies. Raises :class:`RunLocked` at once
+        if another process holds it, so one run is never trained twice at the same time."""
+        import fcntl  # POSIX; lt-bench runs on Linux and macOS
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            raise RunLocked(
+                f"{self.path} is being trained by another process (its lock is held); "
+                "wait for it to finish, or stop it and rerun"
+            ) from err
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def is_locked(self) -> bool:
+        """Whether another process holds the run's lock right now (it is training)."""
+        if not (self.path / LOCK).exists():
+            return False
+        try:
+            with self.lock():
+                return False
+        except RunLocked:
+            return True
+
     # ------------------------------------------------------------------ status and final.json
 
     def final(self) -> dict:
@@ -133,6 +176,8 @@ class RunDir:
         return final
 
     def mark_running(self, run_id: str, **fields) -> None:
+        """The run (re)starts: a failed attempt's ``error.log`` goes, the status is ``running``."""
+        (self.path / ERROR_LOG).unlink(missing_ok=True)
         self.write_final({"status": "running", "run_id": run_id, **fields})
 
     def mark_failed(self, error: str, run_id: str | None, with_traceback: bool = True) -> None:

@@ -9,6 +9,7 @@ from lt_bench.cli import main
 from lt_bench.config import load_config, run_id
 from lt_bench.engine import NonFiniteLoss, train
 from lt_bench.errors import UserError
+from lt_bench.rundir import LOCK, RunDir
 from lt_bench.rundir import run_path as run_directory
 from lt_bench.setup import lr_lambda
 from tests.conftest import tiny
@@ -25,7 +26,8 @@ TINY = tiny(
 )
 
 
-# Every run directory, training run or second stage, holds exactly these files.
+# Every run directory, training run or second stage, holds exactly these files (and, hidden, the
+# lock file a training run holds while it runs).
 RUN_FILES = [
     "checkpoint.pt",
     "config.yaml",
@@ -59,7 +61,8 @@ def test_two_epoch_run_writes_the_whole_run_directory(tmp_path):
     final = train(cfg)
     run_dir = run_directory(cfg)
     assert run_dir.name == f"synthetic_sar_{run_id(cfg)}"
-    assert sorted(p.name for p in run_dir.iterdir()) == RUN_FILES
+    assert sorted(p.name for p in run_dir.iterdir() if p.name != LOCK) == RUN_FILES
+    assert (run_dir / LOCK).exists() and not RunDir(run_dir).is_locked()  # released at the end
     assert load_config(run_dir / "config.yaml").method.name == "sar"
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]

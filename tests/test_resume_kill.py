@@ -112,8 +112,9 @@ def test_the_short_form_names_a_training_step(tmp_path):
             parse(bad)
 
 
-def test_a_crash_mid_run_leaves_a_running_record_and_resume_finishes(tmp_path, whole):
-    """In process: a raise failpoint, as any exception in the loop would."""
+def test_a_crash_mid_run_ends_failed_and_resume_finishes(tmp_path, whole):
+    """In process: a raise failpoint, as any exception in the loop would. The run ends failed,
+    with its error and traceback, never "running"; --resume continues from its last checkpoint."""
     from lt_bench import failpoints
 
     failpoints.arm("raise:train_step:epoch=3:step=1")
@@ -123,6 +124,8 @@ def test_a_crash_mid_run_leaves_a_running_record_and_resume_finishes(tmp_path, w
     finally:
         failpoints.arm(None)
     run_dir = tmp_path / "run"
-    assert json.loads((run_dir / "final.json").read_text())["status"] == "running"
+    final = json.loads((run_dir / "final.json").read_text())
+    assert final["status"] == "failed" and "FailpointError" in final["error"]
+    assert "FailpointError" in (run_dir / "error.log").read_text()
     resume(run_dir)
     assert_same_as_whole(run_dir, whole)

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,10 +8,12 @@ import torch.nn as nn
 
 from lt_bench.cli import main
 from lt_bench.config import load_config
-from lt_bench.engine import run_directory, train
+from lt_bench.engine import train
 from lt_bench.errors import UserError
 from lt_bench.report.collect import collect
-from lt_bench.stages import retrain, tau_normalize
+from lt_bench.rundir import run_path
+from lt_bench.stages import retrain
+from lt_bench.stages.tau_norm import tau_normalize
 from tests.test_engine import RUN_FILES
 
 PARENT = [
@@ -27,11 +30,16 @@ PARENT = [
 ]
 
 
+def train_parent(out_dir) -> Path:
+    """A tiny finished SAR run under ``out_dir``, for second stages to start from."""
+    cfg = load_config(None, [*PARENT, f"out_dir={out_dir}"])
+    train(cfg)
+    return run_path(cfg)
+
+
 @pytest.fixture(scope="module")
 def parent(tmp_path_factory):
-    cfg = load_config(None, [*PARENT, f"out_dir={tmp_path_factory.mktemp('runs')}"])
-    train(cfg)
-    return run_directory(cfg)
+    return train_parent(tmp_path_factory.mktemp("runs"))
 
 
 def backbone_state(path):
@@ -119,7 +127,7 @@ def test_a_child_of_a_short_mnist_lt_run_has_the_full_schema_and_a_report_row(tm
         [f"out_dir={tmp_path}", "optim.epochs=2", "train.progress=false"],
     )
     train(cfg)
-    parent = run_directory(cfg)
+    parent = run_path(cfg)
     final = retrain(parent, "crt", ["stage.epochs=2"])
     child = parent.parent / f"{parent.name}__crt"
     assert sorted(p.name for p in child.iterdir()) == RUN_FILES and final["stage"] == "cRT"

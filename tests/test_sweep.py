@@ -5,7 +5,8 @@ import pytest
 from lt_bench.cli import main
 from lt_bench.config import run_id
 from lt_bench.errors import UserError
-from lt_bench.sweep import expand, launch, load_study, run_status, status_counts
+from lt_bench.rundir import status as run_status
+from lt_bench.study import expand, launch, load_study, status_counts
 
 STUDY = """
 name: tiny
@@ -91,23 +92,30 @@ def test_sweep_status_and_dry_run_launch_nothing(study_file, tmp_path, capsys):
 
 
 def test_an_interrupted_run_counts_as_incomplete_and_is_resumed(study_file, tmp_path):
+    """Ctrl-C (KeyboardInterrupt) leaves a run resumable; any exception leaves it failed with its
+    error; a relaunch finishes both."""
     from lt_bench.engine import train
 
     points = expand(load_study(study_file), tmp_path / "runs")
-    cfg = points[0].cfg.copy()
-    cfg.optim.epochs = 1
 
-    class Stop(Exception):
+    class Broken(Exception):
         pass
 
-    def stop(epoch, row):
-        raise Stop
+    for point, raised, status in (
+        (points[0], KeyboardInterrupt, "incomplete"),
+        (points[1], Broken, "failed"),
+    ):
+        cfg = point.cfg.copy()
+        cfg.optim.epochs = 1
 
-    with pytest.raises(Stop):
-        train(cfg, on_epoch_end=stop)
-    assert run_status(points[0].run_dir) == "incomplete"
-    launch(points[:1], progress=False)
-    assert run_status(points[0].run_dir) == "done"
+        def stop(epoch, row, raised=raised):
+            raise raised
+
+        with pytest.raises(raised):
+            train(cfg, on_epoch_end=stop)
+        assert run_status(point.run_dir) == status
+    launch(points[:2], progress=False)
+    assert run_status(points[0].run_dir) == run_status(points[1].run_dir) == "done"
 
 
 def test_slurm_executor_through_submitit_local(study_file, tmp_path):

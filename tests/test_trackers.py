@@ -171,7 +171,7 @@ def test_sweep_prints_a_line_per_run_without_a_terminal(tmp_path, capsys):
 
 
 def test_sweep_shows_a_progress_bar_with_counts_and_time_left_on_a_terminal(tmp_path, monkeypatch):
-    from lt_bench.sweep import expand, launch, load_study
+    from lt_bench.study import expand, launch, load_study
 
     class Terminal(io.StringIO):
         def isatty(self):

@@ -8,8 +8,7 @@ import yaml
 
 from lt_bench.cli import main
 from lt_bench.errors import UserError
-from lt_bench.sweep import load_study
-from lt_bench.tune import arm_key, choose, draw, trial_points, trial_score
+from lt_bench.study import arm_key, choose, draw, load_study, trial_points, trial_score
 from tests.test_sweep import BASE
 
 STUDY = """

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import json
 import math
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -22,29 +25,12 @@ import pandas as pd
 import yaml
 from omegaconf import OmegaConf
 
-from lt_bench.config import Config, flatten, load_config, to_dict
+from lt_bench import rundir
+from lt_bench.config import LABEL_KEYS, NOT_SETTINGS, Config, flatten, to_dict
 from lt_bench.errors import UserError
+from lt_bench.rundir import RunDir
 
 METRICS = ("top1", "top5", "balanced", "many", "medium", "few", "ece")
-
-# Keys that never make two runs different rows: the seed (a row's replicate), and where and how a
-# run was executed or shown.
-NOT_SETTINGS = (
-    "seed",
-    "out_dir",
-    "name",
-    "data.root",
-    "data.num_workers",
-    "data.eval_batch_size",
-    "train.device",
-    "train.progress",
-    "train.eval_every",
-    "train.loggers",
-    "train.experiment",
-)
-# Keys every label already shows: the data set and ratio are the column group; method, loss,
-# re-weighting and stage are the label's base.
-BASE_KEYS = ("data.name", "data.ratio", "method.name", "loss.name", "loss.reweight", "stage.name")
 
 
 def run_label(row: dict) -> str:
@@ -62,11 +48,13 @@ def run_label(row: dict) -> str:
 
 @cache
 def _defaults(method: str, loss: str, stage: str | None) -> dict:
-    """Flattened defaults of a run's options: the schema's, its method's, loss's and stage's."""
+    """Flattened defaults of a run's options: the schema's, its method's, loss's and stage's.
+    A child run's config holds every stage option, but the labels still need the stage's
+    defaults: a varying stage option shows in a label only where it differs from its default."""
     from lt_bench.losses import LOSSES, Reweighting
     from lt_bench.methods import METHODS
     from lt_bench.options import declared_defaults
-    from lt_bench.stages import OPTIONS
+    from lt_bench.stages import stage_names, stage_options
 
     values = to_dict(OmegaConf.structured(Config))
     if method in METHODS:
@@ -74,18 +62,21 @@ def _defaults(method: str, loss: str, stage: str | None) -> dict:
     if loss in LOSSES:
         values["loss"].update(declared_defaults(LOSSES.get(loss)))
     values["loss"].update(declared_defaults(Reweighting))
-    if stage in OPTIONS:
-        values["stage"] = declared_defaults(OPTIONS[stage])
+    if stage in stage_names():  # a child run of a stage that no longer exists: as written
+        values["stage"] = declared_defaults(stage_options(stage))
     return flatten(values)
 
 
-def _config_values(run_dir: Path) -> dict:
+def _config_values(run: RunDir) -> dict:
     """The run's flattened config, completed with the defaults it ran with (schema keys added
     later, method and loss options left unset), so that equal settings compare equal."""
     try:
-        values = to_dict(load_config(run_dir / "config.yaml"))
-    except UserError:  # a config from another version of the schema: take it as written
-        values = yaml.safe_load((run_dir / "config.yaml").read_text())
+        values = to_dict(run.config())
+    except UserError as err:  # a config from another version of the schema: take it as written
+        try:
+            values = run.raw_config()
+        except yaml.YAMLError:
+            raise err from None  # not YAML at all: config()'s one-line error names the file
     method = (values.get("method") or {}).get("name")
     loss = (values.get("loss") or {}).get("name")
     stage = (values.get("stage") or {}).get("name")
@@ -100,34 +91,65 @@ def _config_values(run_dir: Path) -> dict:
     return flat
 
 
+@contextmanager
+def naming_damage(path: Path) -> Iterator[None]:
+    """A run file that cannot be read becomes a one-line error naming it, as :class:`RunDir`'s
+    reads do (for the files RunDir has no reader for: separability, per-class, features)."""
+    try:
+        yield
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
+        raise UserError(
+            f"{path} is damaged ({type(err).__name__}); delete the run folder and run it again"
+        ) from err
+
+
+def _final(run: RunDir) -> dict:
+    """The run's final record; a damaged one (RunDir: incomplete, it can resume) becomes the row's
+    error, so the report lists it with the unfinished runs."""
+    try:
+        return run.final()
+    except UserError as err:
+        return {"error": str(err)}
+
+
+def _final_columns(final: dict) -> dict:
+    return {
+        "error": final.get("error"),
+        "run_id": final.get("run_id"),
+        "stage": final.get("stage"),
+        "parent": final.get("parent"),
+        "selection": (final.get("selection") or {}).get("mode", "last"),
+        "warnings": json.dumps(final.get("warnings") or []),  # sentences, as a JSON list
+        **{key: final.get(key) for key in (*METRICS, "grouping", "wall_time_s", "train_images")},
+    }
+
+
+def _separability_columns(run: RunDir) -> dict:
+    """separability.json's summary and its per-group values (``knn_accuracy.few``, ...)."""
+    path = run / rundir.SEPARABILITY
+    if not path.exists():
+        return {}
+    with naming_damage(path):
+        separability = json.loads(path.read_text())
+        columns = dict(separability["summary"])
+        for group, values in separability["groups"].items():
+            columns.update({f"{name}.{group}": value for name, value in values.items()})
+    return columns
+
+
 def read_run(run_dir: Path, runs_dir: Path) -> dict:
-    config = _config_values(run_dir)
+    """One run folder as one row: its config's settings, status, metrics and separability."""
+    run = RunDir(run_dir)
+    config = _config_values(run)
     row = {"run_dir": run_dir.relative_to(runs_dir).as_posix(), **config}
-    final_path = run_dir / "final.json"
-    final = json.loads(final_path.read_text()) if final_path.exists() else {}
-    status = final.get("status")
-    row["status"] = status if status in ("done", "failed") else "incomplete"
-    row["error"] = final.get("error")
-    row["run_id"] = final.get("run_id")
-    row["stage"] = final.get("stage")
-    row["parent"] = final.get("parent")
-    row["selection"] = (final.get("selection") or {}).get("mode", "last")
-    row["warnings"] = json.dumps(final.get("warnings") or [])  # sentences, as a JSON list
-    for key in (*METRICS, "grouping", "wall_time_s", "train_images"):
-        row[key] = final.get(key)
-    sep_path = run_dir / "separability.json"
-    if row["status"] == "done" and sep_path.exists():
-        sep = json.loads(sep_path.read_text())
-        row.update(sep["summary"])
-        for group, values in sep["groups"].items():
-            row.update({f"{name}.{group}": value for name, value in values.items()})
+    final = _final(run)
+    row["status"] = run.status()
+    row.update(_final_columns(final))
+    if row["status"] == "done":
+        row.update(_separability_columns(run))
     # The split's own ratio: list-file data sets (ImageNet-LT) ignore data.ratio and keep their list's.
-    split_path = run_dir / "split.json"
-    ratio = (
-        json.loads(split_path.read_text()).get("ratio")
-        if split_path.exists()
-        else row.get("data.ratio")
-    )
+    has_split = (run / rundir.SPLIT).exists()
+    ratio = run.split().get("ratio") if has_split else row.get("data.ratio")
     row["split_ratio"] = ratio
     row["dataset"] = (
         f"{row.get('data.name')}@{ratio:g}" if ratio is not None else str(row.get("data.name"))
@@ -162,7 +184,7 @@ def setting_labels(frame: pd.DataFrame) -> pd.Series:
     done = frame[frame.status == "done"]
     settings = {i: json.loads(text) for i, text in frame["settings"].items()}
     for _, group in done.groupby("dataset", sort=False):
-        keys = sorted({k for i in group.index for k in settings[i]} - set(BASE_KEYS))
+        keys = sorted({k for i in group.index for k in settings[i]} - set(LABEL_KEYS))
         # Varying: two or more values among the runs that have the key (a method's options exist
         # only for its runs, a stage's only for its child runs).
         varying = [
@@ -210,12 +232,12 @@ def collect(runs_dir: str | Path) -> pd.DataFrame:
         raise UserError(f"runs folder {runs_dir} does not exist; pass the --runs-dir of a sweep")
     rows = [
         read_run(path.parent, runs_dir)
-        for path in sorted(runs_dir.rglob("config.yaml"))
+        for path in sorted(runs_dir.rglob(rundir.CONFIG))
         if ".submitit" not in path.parts and path.relative_to(runs_dir).parts[0] != "tune"
     ]  # tune/ holds a tuned study's trials: reported in tuning.md, never as table rows
     if not rows:
         raise UserError(
-            f"no runs under {runs_dir} (no */config.yaml); run lt-bench train or sweep first"
+            f"no runs under {runs_dir} (no */{rundir.CONFIG}); run lt-bench train or sweep first"
         )
     frame = pd.DataFrame(rows)
     frame["label"] = setting_labels(frame)

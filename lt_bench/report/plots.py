@@ -90,9 +90,9 @@ def _log_x(ax) -> None:
 
 
 def _datasets(runs) -> list[str]:
-    from lt_bench.report.tables import _order
+    from lt_bench.report.tables.grid import dataset_order
 
-    return [str(d) for d in _order(runs["dataset"])]
+    return [str(d) for d in dataset_order(runs["dataset"])]
 
 
 def per_class_accuracy_plot(runs, per_class: dict, out_dir) -> list[str]:

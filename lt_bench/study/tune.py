@@ -14,15 +14,15 @@ A study's ``tune:`` section::
 A key an arm sets itself (``sar`` with ``method.trade_off: 0``) is not searched in that arm.
 An *arm* is one combination of the study's arms and grid values other than the seed (and the
 keys ``at`` fixes for the trials: with ``at: {data.ratio: 100}`` the values chosen at ratio 100
-serve every ratio of the grid). ``lt-bench
-sweep`` first runs ``trials`` random draws per arm under ``<runs>/tune/``; a draw is a pure function
-of the study name, the arm and the trial number, so reruns are idempotent. Each trial is scored by
-the balanced accuracy on the validation set (the data set's val list, or train images the
-long-tailed split left over; never the test set) of the epoch the study reports (the last, unless
-the study selects ``best_val``). Then the grid's seeds run with each arm's best values (ties: the
-earlier trial), and each final run's ``final.json`` records where its values came from.
-``tune/tuning.json`` keeps the whole search: space, every trial's values and score, the choice and
-the budget (trials x epochs) of each arm, which must be equal across arms.
+serve every ratio of the grid). A study first runs ``trials`` random draws per arm under
+``<runs>/tune/``; a draw is a pure function of the study name, the arm and the trial number, so
+reruns are idempotent. Each trial is scored by the balanced accuracy on the validation set (the
+data set's val list, or train images the long-tailed split left over; never the test set) of the
+epoch the study reports (the last, unless the study selects ``best_val``). Then the grid's seeds
+run with each arm's best values (ties: the earlier trial), and each final run's ``final.json``
+records where its values came from. ``tune/tuning.json`` keeps the whole search: space, every
+trial's values and score, the choice and the budget (trials x epochs) of each arm, which must be
+equal across arms.
 """
 
 from __future__ import annotations
@@ -30,74 +30,35 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from lt_bench import atomic
+from lt_bench.config import run_id
 from lt_bench.errors import UserError
+from lt_bench.rundir import RunDir
+from lt_bench.study.file import DISTRIBUTIONS, Study, Tuning, combinations, resolve
+from lt_bench.study.points import Point
 
 if TYPE_CHECKING:
     import pandas as pd
 
-DISTRIBUTIONS = ("log_uniform", "uniform", "int_uniform", "choice")
-
-
-@dataclass
-class Tuning:
-    trials: int
-    seed: int = 0
-    space: dict = field(default_factory=dict)
-    space_by_method: dict = field(default_factory=dict)
-    at: dict = field(default_factory=dict)
-
-
-def parse_tuning(raw: dict, path: Path) -> Tuning:
-    """The study's ``tune:`` section, checked: one-line errors naming the key and the fix."""
-    if not isinstance(raw, dict):
-        raise UserError(f"study file {path}: tune must be a mapping with trials and space")
-    unknown = set(raw) - {"trials", "seed", "space", "space_by_method", "at"}
-    if unknown:
-        raise UserError(
-            f"study file {path}: tune has unknown keys {sorted(unknown)}; allowed: trials, seed, space, space_by_method, at"
-        )
-    if not isinstance(raw.get("at") or {}, dict):
-        raise UserError(f"study file {path}: tune.at must be a mapping, e.g. {{data.ratio: 100}}")
-    trials = raw.get("trials")
-    if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
-        raise UserError(f"study file {path}: tune.trials={trials!r} must be an integer >= 1")
-    spaces = [raw.get("space") or {}, *(raw.get("space_by_method") or {}).values()]
-    for space in spaces:
-        for key, spec in space.items():
-            _check_distribution(path, key, spec)
-    return Tuning(
-        trials,
-        int(raw.get("seed", 0)),
-        raw.get("space") or {},
-        raw.get("space_by_method") or {},
-        raw.get("at") or {},
-    )
-
-
-def _check_distribution(path: Path, key: str, spec) -> None:
-    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
-        raise UserError(
-            f"study file {path}: tune space {key!r} must be one of {', '.join(DISTRIBUTIONS)}, "
-            "e.g. {log_uniform: [0.01, 0.2]}"
-        )
-    kind, args = next(iter(spec.items()))
-    if kind == "choice":
-        if not isinstance(args, list) or not args:
-            raise UserError(f"study file {path}: tune space {key!r}: choice needs a non-empty list")
-        return
-    if not (isinstance(args, list) and len(args) == 2 and args[0] <= args[1]):
-        raise UserError(
-            f"study file {path}: tune space {key!r}: {kind} needs [low, high] with low <= high"
-        )
-    if kind == "log_uniform" and args[0] <= 0:
-        raise UserError(f"study file {path}: tune space {key!r}: log_uniform needs low > 0")
+__all__ = [
+    "DISTRIBUTIONS",
+    "Trial",
+    "Tuning",
+    "arm_key",
+    "choose",
+    "draw",
+    "record_frame",
+    "record_markdown",
+    "record_source",
+    "trial_points",
+    "trial_score",
+    "tuning_dir",
+    "write_record",
+]
 
 
 def arm_key(overrides: dict, at: dict | None = None) -> str:
@@ -112,6 +73,8 @@ def arm_key(overrides: dict, at: dict | None = None) -> str:
 
 def draw(study_name: str, arm: str, trial: int, space: dict) -> dict:
     """One trial's values: a pure function of the study, the arm and the trial number."""
+    import numpy as np  # only a tuned study pays for numpy
+
     digest = hashlib.sha256(f"{study_name}|{arm}|{trial}".encode()).digest()
     rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
     values = {}
@@ -134,17 +97,15 @@ class Trial:
     arm_overrides: dict
     number: int
     values: dict
-    point: object  # sweep.Point
+    point: Point
 
 
-def tuning_dir(runs_dir: Path) -> Path:
+def tuning_dir(runs_dir: str | Path) -> Path:
     return Path(runs_dir) / "tune"
 
 
-def trial_points(study, runs_dir: Path) -> list[Trial]:
+def trial_points(study: Study, runs_dir: str | Path) -> list[Trial]:
     """Every arm's ``trials`` draws as points under ``<runs_dir>/tune``; refuses unequal budgets."""
-    from lt_bench.sweep import Point, combinations, resolve
-
     tuning: Tuning = study.tune
     arms: dict[str, dict] = {}
     for overrides in combinations(study):
@@ -172,15 +133,14 @@ def trial_points(study, runs_dir: Path) -> list[Trial]:
     return trials
 
 
-def trial_score(run_dir: Path, select: str) -> float | None:
+def trial_score(run_dir: str | Path, select: str) -> float | None:
     """A finished trial's validation balanced accuracy at the epoch the study reports."""
-    final_path = run_dir / "final.json"
-    if not final_path.exists() or json.loads(final_path.read_text()).get("status") != "done":
+    run = RunDir(run_dir)
+    if run.status() != "done":
         return None
     if select == "best_val":
-        return json.loads(final_path.read_text())["selection"]["val_balanced"]
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return rows[-1]["val/balanced"]
+        return run.final()["selection"]["val_balanced"]
+    return run.metrics()[-1]["val/balanced"]
 
 
 def choose(trials: list[Trial], scores: dict) -> dict[str, Trial] | None:
@@ -196,10 +156,10 @@ def choose(trials: list[Trial], scores: dict) -> dict[str, Trial] | None:
     return {arm: trials[i] for arm, i in best.items()}
 
 
-def write_record(study, runs_dir: Path, trials: list[Trial], scores: dict, chosen) -> dict:
+def write_record(
+    study: Study, runs_dir: str | Path, trials: list[Trial], scores: dict, chosen
+) -> dict:
     """``<runs_dir>/tune/tuning.json``: the space, every trial, each arm's choice and budget."""
-    from lt_bench.config import run_id
-
     arms = {}
     for i, trial in enumerate(trials):
         arm = arms.setdefault(
@@ -236,14 +196,11 @@ def write_record(study, runs_dir: Path, trials: list[Trial], scores: dict, chose
     return record
 
 
-def record_source(run_dir: Path, choice: dict) -> None:
+def record_source(run_dir: str | Path, choice: dict) -> None:
     """Note in a finished final run's ``final.json`` where its tuned values came from."""
-    final_path = run_dir / "final.json"
-    if final_path.exists():
-        final = json.loads(final_path.read_text())
-        if final.get("status") == "done" and final.get("tuned") != choice:
-            final["tuned"] = choice
-            atomic.write_json(final_path, final)
+    run = RunDir(run_dir)
+    if run.status() == "done" and run.final().get("tuned") != choice:
+        run.update_final(tuned=choice)
 
 
 def _shown(value) -> str:
@@ -274,20 +231,8 @@ def record_frame(record: dict) -> pd.DataFrame:
 
 def record_markdown(record: dict) -> str:
     """tuning.md: the space, the budget per arm, every trial, and each arm's choice."""
-    space = record["space"]
-    lines = [
-        f"Random search, {record['trials_per_arm']} trials per arm, training seed "
-        f"{record['seed']}"
-        + "".join(f", at {k}={v}" for k, v in (record.get("at") or {}).items())
-        + f", selected on {record['selected_on']}; the chosen values serve every run of the arm.",
-        "",
-        "Space: "
-        + "; ".join(f"`{k}` {json.dumps(v)}" for k, v in space.items())
-        + "".join(
-            f"; for {method}: " + "; ".join(f"`{k}` {json.dumps(v)}" for k, v in extra.items())
-            for method, extra in record["space_by_method"].items()
-        ),
-        "",
+    lines = [_record_summary(record), "", _record_space(record), ""]
+    lines += [
         "| Arm | Trial | Values | Val. balanced acc. | Budget (epochs) |",
         "|---|---|---|---|---|",
     ]
@@ -307,3 +252,23 @@ def record_markdown(record: dict) -> str:
         f"Budget per arm: {', '.join(map(str, sorted(budgets)))} epochs (equal: {len(budgets) == 1}). Bold: the chosen trial.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _record_summary(record: dict) -> str:
+    return (
+        f"Random search, {record['trials_per_arm']} trials per arm, training seed "
+        f"{record['seed']}"
+        + "".join(f", at {k}={v}" for k, v in (record.get("at") or {}).items())
+        + f", selected on {record['selected_on']}; the chosen values serve every run of the arm."
+    )
+
+
+def _record_space(record: dict) -> str:
+    return (
+        "Space: "
+        + "; ".join(f"`{k}` {json.dumps(v)}" for k, v in record["space"].items())
+        + "".join(
+            f"; for {method}: " + "; ".join(f"`{k}` {json.dumps(v)}" for k, v in extra.items())
+            for method, extra in record["space_by_method"].items()
+        )
+    )

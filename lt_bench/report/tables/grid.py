@@ -1,5 +1,5 @@
-"""Paper-style tables from the runs DataFrame: mean +- std over seeds, the seed count, best in bold;
-as Markdown (README-ready), LaTeX (booktabs) and CSV."""
+"""The mean +- std grid every per-data-set table shares: cells over seeds, best in bold, as Markdown
+(README-ready), LaTeX (booktabs) and CSV; and the helpers that fill it from the runs DataFrame."""
 
 from __future__ import annotations
 
@@ -8,15 +8,6 @@ import math
 from dataclasses import dataclass, field
 
 import pandas as pd
-
-ACCURACY_COLUMNS = {"top1": "All", "many": "Many", "medium": "Medium", "few": "Few"}
-SEPARABILITY_COLUMNS = {
-    "nc1": ("NC1", "min"),
-    "intra_inter_ratio": ("Intra/Inter", "min"),
-    "silhouette": ("Silhouette", "max"),
-    "knn_accuracy": ("kNN acc.", "max"),
-    "centroid_distance.few": ("Centroid dist. (few)", "min"),
-}
 
 
 @dataclass
@@ -138,12 +129,16 @@ class Table:
                     )
         return pd.DataFrame(records)
 
+    def extra_csv(self) -> dict[str, pd.DataFrame]:
+        return {}
+
 
 def _tex(text: str) -> str:
     return str(text).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
 
 
-def _aggregate(done: pd.DataFrame, group_column: str, metrics: list[str]) -> dict:
+def aggregate_cells(done: pd.DataFrame, group_column: str, metrics: list[str]) -> dict:
+    """(row, group, metric) -> (mean, sample std, seeds) of the runs that have the metric."""
     cells = {}
     for (label, group), runs in done.groupby(["label", group_column], sort=False):
         for metric in metrics:
@@ -178,7 +173,8 @@ def warning_notes(done: pd.DataFrame) -> dict[str, list[str]]:
     return {label: sentences for label, sentences in notes.items() if sentences}
 
 
-def _order(values) -> list:
+def dataset_order(values) -> list:
+    """Data sets by name, then by ratio (``cifar10_lt@10`` before ``cifar10_lt@100``)."""
     return sorted(pd.unique(values), key=lambda v: (str(v).split("@")[0], _num(v)))
 
 
@@ -189,94 +185,7 @@ def _num(v) -> float:
         return math.inf
 
 
-def main_table(runs: pd.DataFrame) -> Table:
-    done = runs[runs.status == "done"]
-    groups = [str(g) for g in _order(done["dataset"])]
-    metrics = list(ACCURACY_COLUMNS)
-    return Table(
-        "Top-1 accuracy (%)",
-        _row_order(done),
-        groups,
-        list(ACCURACY_COLUMNS.items()),
-        _aggregate(done, "dataset", metrics),
-        {(g, m): "max" for g in groups for m in metrics},
-        scale=100,
-        notes=warning_notes(done),
-        settings=row_settings(done, "dataset"),
-    )
-
-
-CENTROID_GROUPS = {"many": "Many", "medium": "Medium", "few": "Few"}
-
-
-def centroid_table(runs: pd.DataFrame) -> Table:
-    """Centroid bias by shot group: the distance between the centres a method pulls towards (its
-    centroids: centres, prototypes, anchors) and the test class means, mean over the group's
-    classes. Methods without centroids (none) show –; lower is closer."""
-    done = runs[runs.status == "done"]
-    groups = [str(g) for g in _order(done["dataset"])]
-    columns = [(f"centroid_distance.{g}", header) for g, header in CENTROID_GROUPS.items()]
-    return Table(
-        "Centroid bias by shot group (distance of the method's centroids to the class means)",
-        _row_order(done),
-        groups,
-        columns,
-        _aggregate(done, "dataset", [key for key, _ in columns]),
-        {(g, key): "min" for g in groups for key, _ in columns},
-        digits=3,
-        notes=warning_notes(done),
-        settings=row_settings(done, "dataset"),
-    )
-
-
-def separability_table(runs: pd.DataFrame) -> Table:
-    done = runs[runs.status == "done"]
-    groups = [str(g) for g in _order(done["dataset"])]
-    columns = [(key, header) for key, (header, _) in SEPARABILITY_COLUMNS.items()]
-    best = {
-        (g, key): direction for g in groups for key, (_, direction) in SEPARABILITY_COLUMNS.items()
-    }
-    return Table(
-        "Feature separability",
-        _row_order(done),
-        groups,
-        columns,
-        _aggregate(done, "dataset", list(SEPARABILITY_COLUMNS)),
-        best,
-        digits=3,
-        notes=warning_notes(done),
-        settings=row_settings(done, "dataset"),
-    )
-
-
-def ratio_table(runs: pd.DataFrame) -> Table:
-    done = runs[runs.status == "done"].copy()
-    done["ratio_label"] = done["split_ratio"].map(lambda r: f"{r:g}")
-    datasets = sorted(pd.unique(done["data.name"]))
-    done["ratio_group"] = done["data.name"] + " ratio " + done["ratio_label"]
-    groups = [
-        g
-        for d in datasets
-        for g in sorted(pd.unique(done.loc[done["data.name"] == d, "ratio_group"]), key=_ratio_key)
-    ]
-    return Table(
-        "Top-1 accuracy (%) by imbalance ratio",
-        _row_order(done),
-        groups,
-        [("top1", "All")],
-        _aggregate(done, "ratio_group", ["top1"]),
-        {(g, "top1"): "max" for g in groups},
-        scale=100,
-        notes=warning_notes(done),
-        settings=row_settings(done, "ratio_group"),
-    )
-
-
-def _ratio_key(label: str) -> float:
-    return float(label.rsplit(" ", 1)[-1])
-
-
-def _row_order(done: pd.DataFrame) -> list[str]:
+def row_order(done: pd.DataFrame) -> list[str]:
     """Baselines first in a fixed order, SAR last, other labels alphabetically in between."""
     order = {"none": 0, "center": 1, "prototype": 2, "etf": 3, "sar": 9}
 
@@ -286,5 +195,29 @@ def _row_order(done: pd.DataFrame) -> list[str]:
     return sorted(pd.unique(done["label"]), key=lambda label: (order.get(method(label), 5), label))
 
 
-def incomplete_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    return runs[runs.status != "done"][["run_dir", "label", "dataset", "seed", "status", "error"]]
+def dataset_table(
+    runs: pd.DataFrame,
+    title: str,
+    columns: list[tuple[str, str]],
+    best: dict[str, str],
+    scale: float = 1.0,
+    digits: int = 1,
+) -> Table | None:
+    """A table with one column group per data set @ ratio and ``columns`` (metric key, header) in
+    each, best ``best[metric]`` ("max" or "min") in bold; None when no run is done."""
+    done = runs[runs.status == "done"]
+    if done.empty:
+        return None
+    groups = [str(g) for g in dataset_order(done["dataset"])]
+    return Table(
+        title,
+        row_order(done),
+        groups,
+        columns,
+        aggregate_cells(done, "dataset", [key for key, _ in columns]),
+        {(g, key): best[key] for g in groups for key, _ in columns},
+        scale=scale,
+        digits=digits,
+        notes=warning_notes(done),
+        settings=row_settings(done, "dataset"),
+    )

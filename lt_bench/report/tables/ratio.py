@@ -1,0 +1,44 @@
+"""Top-1 accuracy by imbalance ratio: one column per data set and ratio."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from lt_bench.report.tables.face import ReportContext, table
+from lt_bench.report.tables.grid import (
+    Table,
+    aggregate_cells,
+    row_order,
+    row_settings,
+    warning_notes,
+)
+
+
+@table("ratio_table", position=40)
+def ratio_table(runs: pd.DataFrame, context: ReportContext | None = None) -> Table | None:
+    done = runs[runs.status == "done"].copy()
+    if done.empty:
+        return None
+    done["ratio_label"] = done["split_ratio"].map(lambda r: f"{r:g}")
+    datasets = sorted(pd.unique(done["data.name"]))
+    done["ratio_group"] = done["data.name"] + " ratio " + done["ratio_label"]
+    groups = [
+        g
+        for d in datasets
+        for g in sorted(pd.unique(done.loc[done["data.name"] == d, "ratio_group"]), key=_ratio_key)
+    ]
+    return Table(
+        "Top-1 accuracy (%) by imbalance ratio",
+        row_order(done),
+        groups,
+        [("top1", "All")],
+        aggregate_cells(done, "ratio_group", ["top1"]),
+        {(g, "top1"): "max" for g in groups},
+        scale=100,
+        notes=warning_notes(done),
+        settings=row_settings(done, "ratio_group"),
+    )
+
+
+def _ratio_key(label: str) -> float:
+    return float(label.rsplit(" ", 1)[-1])

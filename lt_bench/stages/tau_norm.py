@@ -1,0 +1,78 @@
+"""tau-normalisation (Kang et al., ICLR 2020): divide each classifier row by its norm to the power
+tau, tau chosen on a validation split, never on the test set: images the long-tailed split left
+over (CIFAR-LT, MNIST-LT), or the data set's own val list (ImageNet-LT, Places-LT)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+from omegaconf import DictConfig
+
+from lt_bench.data import validation_set
+from lt_bench.errors import UserError
+from lt_bench.eval.accuracy import per_class_accuracy
+from lt_bench.options import at_least, option_ranges
+from lt_bench.predict import predict
+from lt_bench.rundir import RunDir
+from lt_bench.setup import Setup
+from lt_bench.stages.base import Stage, register
+
+
+def tau_normalize(classifier: nn.Linear, tau: float) -> nn.Linear:
+    """A copy of ``classifier`` with row c divided by ||w_c||^tau (bias kept): tau 0 is the original."""
+    out = nn.Linear(
+        classifier.in_features, classifier.out_features, bias=classifier.bias is not None
+    )
+    with torch.no_grad():
+        norms = classifier.weight.norm(dim=1, keepdim=True)
+        out.weight.copy_(classifier.weight / norms.pow(tau))
+        if classifier.bias is not None:
+            out.bias.copy_(classifier.bias)
+    return out.to(classifier.weight.device)
+
+
+@register
+class TauNormalization(Stage):
+    """The parent's linear classifier tau-normalised, tau the best balanced accuracy on validation
+    images (the first of ties: the smallest tau); final.json keeps tau, the curve and its source."""
+
+    name = "tau_norm"
+    display = "tau-norm"
+
+    @option_ranges(taus=at_least(0), val_per_class=at_least(1))
+    @dataclass
+    class Options:
+        taus: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(21)])
+        val_per_class: int = 20
+
+    def check(self, setup: Setup, cfg: DictConfig) -> None:
+        classifier = setup.network.classifier
+        if not isinstance(classifier, nn.Linear):
+            raise UserError(
+                f"tau_norm needs a linear classifier; this run's is {setup.network.classifier_info()['kind']}: "
+                "use --stage crt, lws or ncm"
+            )
+        self.validation, self.described = validation_set(
+            setup.source, cfg, self.options.val_per_class
+        )
+
+    def fit(self, setup: Setup, cfg: DictConfig, run: RunDir) -> dict:
+        network, num_classes = setup.network, setup.source.info.num_classes
+        features, _, labels = predict(
+            network, setup.batches(self.validation, cfg), setup.device, setup.amp
+        )
+        features = torch.as_tensor(features)
+        base = network.classifier
+        curve = []
+        for tau in self.options.taus:
+            with torch.no_grad():
+                preds = tau_normalize(base, float(tau)).cpu()(features).argmax(1).numpy()
+            balanced = float(np.nanmean(per_class_accuracy(preds, labels, num_classes)))
+            curve.append({"tau": float(tau), "val_balanced": balanced})
+        best = max(curve, key=lambda point: point["val_balanced"])  # first of ties: smallest tau
+        network.classifier = tau_normalize(base, best["tau"])
+        run.write_metrics([{"epoch": 0, **point} for point in curve])
+        return {"tau": best["tau"], "tau_curve": curve, "tau_selected_on": self.described}
