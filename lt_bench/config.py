@@ -114,10 +114,15 @@ class OptimConfig:
     eval_every=at_least(0),
     loggers=one_of(*TRACKERS),
     select=one_of(*SELECTIONS),
+    threads=at_least(1),
 )
 @dataclass
 class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # CPU threads of the run's arithmetic. Part of the config, not of the launcher: CPU kernels
+    # sum in another order with another thread count, so a run's numbers must not depend on how
+    # many runs share the machine (sweep --jobs) or on which machine resumes it.
+    threads: int = 1
     amp: Any = (
         "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | true (bf16 on any device) | false
     )
@@ -164,6 +169,7 @@ EXECUTION_KEYS = (
     "data.eval_batch_size",
     "train.device",
     "train.eval_every",
+    "train.threads",
 )
 # Keys that never make two runs different rows of a table: the seed (a row's replicate), and the
 # two lists above.

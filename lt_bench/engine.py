@@ -51,6 +51,16 @@ def train(
     finished = existing_run(cfg, run, resume)
     if finished is not None:  # done already, with the same config: a repeat launch is a no-op
         return finished
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.train.threads)  # the run's arithmetic, whatever launched it
+    try:
+        return _train_locked(cfg, run, resume, started, on_epoch_end)
+    finally:
+        torch.set_num_threads(threads)  # an in-process caller is left as it was
+
+
+def _train_locked(cfg: DictConfig, run: RunDir, resume: bool, started: float, on_epoch_end):
+    """Build, lock the run folder, train; a failure ends the run ``failed`` with its error."""
     setup = build(cfg)  # data, network, method, base loss: nothing is written yet
     main = distributed.rank() == 0  # only rank 0 writes the run directory
     with run.lock() if main else contextlib.nullcontext():
