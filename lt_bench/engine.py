@@ -10,6 +10,7 @@ terms, so every method is trained by exactly this loop.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -85,6 +86,8 @@ def train_epochs(
     val = None  # select the last epoch, or the best on validation images; never on the test set
     if cfg.train.select == "best_val":
         val = validation_set(setup.source, cfg, cfg.data.val_per_class)
+    if resume and run.split():
+        run.check_split(setup.split.manifest)
     start_epoch, history = resume_from_checkpoint(run, setup, loop) if resume else (0, [])
     if main:
         open_run(run, cfg, setup, fresh=start_epoch == 0)
@@ -123,6 +126,7 @@ def train_epochs(
     final["wall_time_s"] = time.time() - started
     final["versions"] = environment()
     run.write_final(final)
+    run.previous_checkpoint.unlink(missing_ok=True)  # done: the last checkpoint is the record
     logged_warnings = len(trackers.warnings)
     trackers.log_final(final, run.path, cfg.optim.epochs)
     trackers.close()
@@ -283,6 +287,8 @@ def save_epoch(run: RunDir, epoch: int, history: list[dict], setup: Setup, loop:
     with atomic.atomic_path(run.checkpoint) as tmp:
         torch.save(state, tmp)
         failpoint("checkpoint_write", epoch=epoch)
+        if run.checkpoint.exists():  # the last one stays until the new one is published
+            os.replace(run.checkpoint, run.previous_checkpoint)
 
 
 def resume_from_checkpoint(run: RunDir, setup: Setup, loop: Loop) -> tuple[int, list[dict]]:
@@ -291,9 +297,9 @@ def resume_from_checkpoint(run: RunDir, setup: Setup, loop: Loop) -> tuple[int, 
     before its first checkpoint starts again from epoch 0."""
     if distributed.is_main():  # a kill during a write leaves only a temporary file behind
         run.remove_temporary_files()
-    if not run.checkpoint.exists():
+    state = load_checkpoint(run, setup.device)
+    if state is None:
         return 0, []
-    state = torch.load(run.checkpoint, map_location=setup.device, weights_only=True)
     setup.network.load_state_dict(state["network"])
     setup.method.load_state_dict(state["method"])
     loop.optimizer.load_state_dict(state["optimizer"])
@@ -304,6 +310,33 @@ def resume_from_checkpoint(run: RunDir, setup: Setup, loop: Loop) -> tuple[int, 
         loop.augment_generator.set_state(state["augment_generators"][distributed.rank()])
     start_epoch = state["epoch"]
     return start_epoch, [row for row in run.metrics() if row["epoch"] <= start_epoch]
+
+
+def load_checkpoint(run: RunDir, device) -> dict | None:
+    """The newest checkpoint that loads: ``checkpoint.pt``, else the one before it (a damaged file
+    is named on stderr); None when the run has none. A damaged checkpoint with nothing to fall
+    back on is a one-line error naming the fix."""
+    damaged = []
+    for path in (run.checkpoint, run.previous_checkpoint):
+        if not path.exists():
+            continue
+        try:
+            state = torch.load(path, map_location=device, weights_only=True)
+        except Exception as err:  # truncated, zeroed, not a checkpoint: try the one before
+            damaged.append(f"{path.name} is damaged ({type(err).__name__})")
+            continue
+        for message in damaged:
+            print(
+                f"lt-bench: warning: {run.path}: {message}; resuming from {path.name}",
+                file=sys.stderr,
+            )
+        return state
+    if damaged:
+        raise UserError(
+            f"{run.path}: {'; '.join(damaged)} and no earlier checkpoint loads; "
+            "delete the run folder and rerun it"
+        )
+    return None
 
 
 def save_weights(path, epoch: int, network, method: Regularizer) -> None:

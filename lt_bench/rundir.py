@@ -33,6 +33,7 @@ SPLIT = "split.json"
 METRICS = "metrics.jsonl"
 FINAL = "final.json"
 CHECKPOINT = "checkpoint.pt"
+PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"  # kept while a run trains: a damaged checkpoint falls back to it
 BEST = "best.pt"
 PER_CLASS = "per_class.csv"
 SEPARABILITY = "separability.json"
@@ -222,6 +223,19 @@ class RunDir:
     def copy_split_from(self, other: RunDir) -> None:
         atomic.write_text(self.path / SPLIT, (other.path / SPLIT).read_text())
 
+    def check_split(self, manifest: dict) -> None:
+        """Refuse a saved ``split.json`` that is not the split the config draws (edited, or drawn
+        by another version): ratio, profile, seed, class counts and the indices' sha256."""
+        saved = self.split()
+        keys = ("ratio", "profile", "seed", "counts", "sha256")
+        diff = [k for k in keys if saved.get(k) != manifest.get(k)]
+        if diff:
+            shown = "; ".join(f"{k}: {saved.get(k)!r} vs {manifest.get(k)!r}" for k in diff[:2])
+            raise UserError(
+                f"{self.path / SPLIT} is not the split its config draws ({shown}); "
+                "delete the run folder and rerun it"
+            )
+
     def config_differences(self, cfg) -> list[str]:
         """``key: saved -> wanted`` for every key, other than those that do not change results
         (:data:`lt_bench.config.NON_IDENTITY_KEYS`), where the saved config differs from ``cfg``."""
@@ -276,6 +290,10 @@ class RunDir:
     @property
     def checkpoint(self) -> Path:
         return self.path / CHECKPOINT
+
+    @property
+    def previous_checkpoint(self) -> Path:
+        return self.path / PREVIOUS_CHECKPOINT
 
     @property
     def best(self) -> Path:

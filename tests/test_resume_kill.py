@@ -129,3 +129,78 @@ def test_a_crash_mid_run_ends_failed_and_resume_finishes(tmp_path, whole):
     assert "FailpointError" in (run_dir / "error.log").read_text()
     resume(run_dir)
     assert_same_as_whole(run_dir, whole)
+
+
+def crashed_after_epoch_two(out_dir):
+    """A run that raised after its second epoch's checkpoint: checkpoint.pt is epoch 2's and
+    checkpoint.prev.pt epoch 1's."""
+    from lt_bench.config import load_config
+    from lt_bench.engine import train
+
+    def crash(epoch, row):
+        if epoch == 2:
+            raise RuntimeError("crash")
+
+    with pytest.raises(RuntimeError):
+        train(load_config(None, [*CONFIG, f"out_dir={out_dir}"]), on_epoch_end=crash)
+    run_dir = out_dir / "run"
+    assert torch.load(run_dir / "checkpoint.prev.pt", weights_only=True)["epoch"] == 1
+    return run_dir
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path, whole, capsys):
+    run_dir = crashed_after_epoch_two(tmp_path)
+    blob = (run_dir / "checkpoint.pt").read_bytes()
+    (run_dir / "checkpoint.pt").write_bytes(blob[: len(blob) // 2])  # torn by a full disk, a copy
+    resume(run_dir)
+    assert "checkpoint.pt is damaged" in capsys.readouterr().err
+    assert_same_as_whole(run_dir, whole)  # epoch 2 trained again from epoch 1's state, exactly
+    assert not (run_dir / "checkpoint.prev.pt").exists()  # a done run keeps its last one only
+
+
+def test_damaged_checkpoints_with_nothing_to_fall_back_on_are_named(tmp_path, capsys):
+    run_dir = crashed_after_epoch_two(tmp_path)
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        (run_dir / name).write_bytes(b"not a checkpoint")
+    capsys.readouterr()
+    assert main(["train", "-", *CONFIG, f"out_dir={tmp_path}", "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "checkpoint.pt is damaged" in err
+    assert "delete the run folder and rerun it" in err
+
+
+def test_an_edited_split_is_refused_on_resume(tmp_path, capsys):
+    run_dir = crashed_after_epoch_two(tmp_path)
+    split = json.loads((run_dir / "split.json").read_text())
+    split["ratio"], split["sha256"] = 50, "0" * 64
+    (run_dir / "split.json").write_text(json.dumps(split))
+    capsys.readouterr()
+    assert main(["train", "-", *CONFIG, f"out_dir={tmp_path}", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "split.json is not the split its config draws (ratio: 50 vs 3" in err
+
+
+def test_a_locked_run_is_refused_and_left_alone(tmp_path, capsys):
+    from lt_bench.rundir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    with run.lock():  # another process training it, as far as flock can tell
+        assert main(["train", "-", *CONFIG, f"out_dir={tmp_path}"]) == 2
+    assert "is being trained by another process" in capsys.readouterr().err
+    assert (
+        run.status() == "incomplete" and not run.checkpoint.exists()
+    )  # nothing written, not failed
+
+
+def test_a_failure_after_the_folder_exists_ends_failed(tmp_path):
+    from lt_bench import failpoints
+
+    failpoints.arm("raise:final_evaluation")
+    try:
+        assert main(["train", "-", *CONFIG, f"out_dir={tmp_path}"]) != 0
+    except failpoints.FailpointError:
+        pass
+    finally:
+        failpoints.arm(None)
+    final = json.loads((tmp_path / "run" / "final.json").read_text())
+    assert final["status"] == "failed" and (tmp_path / "run" / "error.log").exists()
