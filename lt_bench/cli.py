@@ -8,7 +8,7 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from lt_bench.errors import UserError
+from lt_bench.errors import UserError, one_line
 
 
 def _output_dir(path: Path) -> Path:
@@ -498,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as err:
-        print(f"lt-bench {args.command}: error: {err}", file=sys.stderr)
+        print(f"lt-bench {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
 
 

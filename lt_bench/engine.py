@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from lt_bench import atomic, distributed
 from lt_bench.config import run_id
 from lt_bench.data import validation_set
-from lt_bench.errors import UserError
+from lt_bench.errors import UserError, one_line
 from lt_bench.eval.accuracy import summarize
 from lt_bench.failpoints import failpoint
 from lt_bench.methods import Regularizer, StepContext
@@ -72,7 +72,8 @@ def _train_locked(cfg: DictConfig, run: RunDir, resume: bool, started: float, on
             return train_epochs(cfg, run, setup, resume, started, on_epoch_end)
         except Exception as err:  # the run ends failed, whatever raised
             if main:
-                message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+                message = one_line(err)
+                message = message if isinstance(err, UserError) else f"{type(err).__name__}: {message}"
                 run.mark_failed(message, run_id(cfg))
             raise
 

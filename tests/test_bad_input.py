@@ -188,3 +188,29 @@ def test_checkpoints_load_with_weights_only(tmp_path):
     assert main(train_args(tmp_path, "name=ok")) == 0
     state = torch.load(tmp_path / "runs" / "ok" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 1
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_unreadable_image_fails_the_run_with_one_line(tmp_path, capsys, workers):
+    """A data problem found after the run folder exists: exit 2, one line naming the file (also
+    from a DataLoader worker), and the run ends failed with error.log, never running."""
+    from tests.conftest import write_jpeg_tree
+
+    root = tmp_path / "imgs"
+    write_jpeg_tree(root, [12, 12], "train")
+    for jpg in (root / "train" / "class001").glob("*.jpg"):
+        jpg.write_bytes(b"not a jpeg")
+    args = other_data_args(
+        tmp_path,
+        "data.name=imagefolder",
+        f"data.root={root / 'train'}",
+        f"data.options={{val_root: {root / 'train'}, image_size: 8}}",
+        "data.ratio=2",
+        f"data.num_workers={workers}",
+        "name=run",
+    )
+    code, err = run(capsys, *args)
+    assert_one_line(code, err, "cannot read image")
+    final = json.loads((tmp_path / "runs" / "run" / "final.json").read_text())
+    assert final["status"] == "failed" and final["error"].startswith("cannot read image")
+    assert (tmp_path / "runs" / "run" / "error.log").exists()

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from lt_bench.errors import UserError
 from lt_bench.normalization import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (re-exported)
 from lt_bench.registry import Registry
 
@@ -96,8 +97,14 @@ class ImageFiles(LabelledImages):
 
     def __getitem__(self, index: int):
         rel, label = self.samples[index]
-        with Image.open(self.root / rel) as img:
-            img = img.convert("RGB")
+        try:
+            with Image.open(self.root / rel) as img:
+                img = img.convert("RGB")
+        except (OSError, ValueError) as err:  # unreadable, truncated, not an image
+            raise UserError(
+                f"cannot read image {self.root / rel} ({type(err).__name__}); replace or remove it "
+                "(and its line in the list file)"
+            ) from err
         if self.transform is not None:
             img = self.transform(img)
         return img, int(label)
