@@ -214,29 +214,12 @@ def load_config(
     """Schema <- YAML file <- dotted ``key=value`` overrides (later wins)."""
     parts = [OmegaConf.structured(Config)]
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(
-                f"config file {path} does not exist; pass a YAML file such as experiments/mnist_lt.yaml"
-            )
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise UserError(f"config file {path} is not valid YAML{where}; fix its syntax") from err
-        if loaded is not None and not isinstance(loaded, dict):
-            raise UserError(
-                f"config file {path} must hold a mapping of keys, not a {type(loaded).__name__}"
-            )
-        parts.append(OmegaConf.create(loaded or {}))
-    bad = [o for o in overrides if "=" not in o]
-    if bad:
-        raise UserError(f"override {bad[0]!r} is not key=value; write e.g. method.name=sar")
-    try:
-        parts.append(OmegaConf.from_dotlist(list(overrides)))
-    except OmegaConfBaseException as err:
-        raise UserError(f"bad override: {str(err).splitlines()[0]}") from err
+        loaded = read_yaml_config(Path(path))
+        check_key_value_typos(loaded, f"config file {path}: ")
+        parts.append(OmegaConf.create(loaded))
+    part = parse_overrides(overrides)
+    check_key_value_typos(OmegaConf.to_container(part, resolve=False))
+    parts.append(part)
     for part in parts[1:]:
         check_raw_types(part)
     cfg = _merge(*parts)
@@ -244,6 +227,90 @@ def load_config(
         if "name" not in cfg[section]:
             raise UserError(f"config section {section!r} needs a name, e.g. {section}.name=...")
     return cfg
+
+
+class DuplicateKey(yaml.YAMLError):
+    """A key given twice in one mapping of a YAML file (PyYAML would silently keep the last)."""
+
+    def __init__(self, key: str, line: int):
+        super().__init__(f"{key!r} is given twice (line {line})")
+        self.key, self.line = key, line
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping: PyYAML keeps the last one,
+    so a second ``optim:`` section would silently drop every key of the first."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if key_node.value in seen:
+                    raise DuplicateKey(key_node.value, key_node.start_mark.line + 1)
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml_config(path: Path) -> dict:
+    """A config file's mapping; a missing file, bad YAML, a key given twice or a file that is not
+    a mapping is a one-line UserError naming the file."""
+    if not path.is_file():
+        raise UserError(
+            f"config file {path} does not exist; pass a YAML file such as experiments/mnist_lt.yaml"
+        )
+    try:
+        loaded = yaml.load(path.read_text(), Loader=UniqueKeyLoader)
+    except DuplicateKey as err:
+        raise UserError(
+            f"config file {path}: {err}; keep one (a later one would silently replace the first)"
+        ) from err
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"config file {path} is not valid YAML{where}; fix its syntax") from err
+    if loaded is not None and not isinstance(loaded, dict):
+        raise UserError(
+            f"config file {path} must hold a mapping of keys, not a {type(loaded).__name__}"
+        )
+    return loaded or {}
+
+
+def parse_overrides(overrides: list[str] | tuple[str, ...]) -> DictConfig:
+    """The ``key=value`` overrides as one config; one that is not key=value, or whose value is not
+    valid YAML (an unclosed bracket, a key given twice), is named."""
+    for override in overrides:
+        if "=" not in override:
+            raise UserError(f"override {override!r} is not key=value; write e.g. method.name=sar")
+        try:
+            OmegaConf.from_dotlist([override])
+        except (OmegaConfBaseException, yaml.YAMLError) as err:
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise UserError(f"bad override {override!r} ({problem}); fix its value") from err
+    return OmegaConf.from_dotlist(list(overrides))
+
+
+def check_key_value_typos(values, where: str = "") -> None:
+    """Refuse the flow-mapping pitfall: ``{num_classes:4}`` (no space after the colon) is YAML for
+    the key ``num_classes:4`` with no value, which would silently leave the option at its default.
+    ``where`` prefixes the message (the config file)."""
+    for path, key, value in _mapping_entries(values):
+        if value is None and isinstance(key, str) and ":" in key:
+            name, _, given = key.partition(":")
+            raise UserError(
+                f"{where}{path or 'config'}: {key!r} looks like key:value without a space; "
+                f"write {{{name}: {given}, ...}}"
+            )
+
+
+def _mapping_entries(values, path: str = ""):
+    """(dotted path of the mapping, key, value) for every entry of every nested mapping."""
+    if isinstance(values, dict):
+        for key, value in values.items():
+            yield path, key, value
+            yield from _mapping_entries(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(values, list):
+        for index, item in enumerate(values):
+            yield from _mapping_entries(item, f"{path}[{index}]")
 
 
 def to_dict(cfg: DictConfig) -> dict:

@@ -7,6 +7,10 @@ Nothing here ever selects a model on the test set.
 
 from __future__ import annotations
 
+import pickle
+import zipfile
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +26,7 @@ from lt_bench.eval.evaluate import evaluate_and_write
 from lt_bench.failpoints import failpoint
 from lt_bench.methods import Regularizer
 from lt_bench.models import Network
+from lt_bench.options import at_least, check_options, one_of, option_ranges
 from lt_bench.rundir import FEATURES, PER_CLASS, RunDir
 from lt_bench.setup import Setup, build
 
@@ -106,11 +111,53 @@ def final_evaluation(run: RunDir, network, method: Regularizer, setup: Setup, cf
     return metrics, arrays
 
 
-def load_weights(setup: Setup, checkpoint: Path) -> None:
-    """Network and method weights from a checkpoint (``checkpoint.pt``, ``best.pt``)."""
-    state = torch.load(checkpoint, map_location=setup.device, weights_only=True)
-    setup.network.load_state_dict(state["network"])
-    setup.method.load_state_dict(state["method"])
+def load_weights(setup: Setup, checkpoint: Path, fix: str = "train the run again") -> None:
+    """Network and method weights from a checkpoint (``checkpoint.pt``, ``best.pt``); a damaged
+    checkpoint, or one that does not fit the network, is a one-line UserError ending in ``fix``."""
+    try:
+        state = torch.load(checkpoint, map_location=setup.device, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
+        raise UserError(f"{checkpoint} is damaged ({type(err).__name__}); {fix}") from err
+    try:
+        setup.network.load_state_dict(state["network"])
+        setup.method.load_state_dict(state["method"])
+    except (RuntimeError, KeyError, TypeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(
+            f"{checkpoint} does not fit the network its run's config builds ({first}); {fix}"
+        ) from err
+
+
+@option_ranges(train_features=one_of(True, False), posthoc_tau=at_least(0))
+@dataclass
+class EvalOptions:
+    """The options of ``lt-bench eval``, checked before the run is read."""
+
+    train_features: bool = False  # recompute train features from the checkpoint (kNN / NCM memory)
+    posthoc_tau: float = 0.0  # also report post-hoc logit adjustment with this tau (0: none)
+
+
+# What features.npz must hold for an evaluation (classifier rows and centroids are optional).
+FEATURE_ARRAYS = ("features", "labels", "logits", "train_counts")
+
+
+def read_features(run: RunDir) -> dict:
+    """``features.npz`` as a dict of arrays; a damaged file is named with its fix."""
+    path = run / FEATURES
+    try:
+        with np.load(path) as saved:
+            arrays = {k: saved[k] for k in saved.files}
+        missing = [k for k in FEATURE_ARRAYS if k not in arrays]
+        if missing:
+            raise ValueError(f"no {', '.join(missing)}")
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        fix = (
+            f"delete it and rerun lt-bench eval {run.path} (it is recomputed from the checkpoint)"
+            if run.selected_checkpoint().exists()
+            else "the run has no checkpoint to recompute it from: train the run again"
+        )
+        raise UserError(f"{path} is damaged ({type(err).__name__}: {err}); {fix}") from err
+    return arrays
 
 
 def _arrays_from_checkpoint(run: RunDir, cfg: DictConfig, train_features: bool):
@@ -118,7 +165,7 @@ def _arrays_from_checkpoint(run: RunDir, cfg: DictConfig, train_features: bool):
     if not run.selected_checkpoint().exists():
         raise UserError(f"{run.path} has neither features.npz nor checkpoint.pt; retrain the run")
     setup = build(cfg)
-    load_weights(setup, run.selected_checkpoint())
+    load_weights(setup, run.selected_checkpoint(), f"train {run.path} again")
     arrays = test_set_arrays(setup.network, setup.method, setup, cfg)
     train = (None, None)
     if train_features:
@@ -129,27 +176,48 @@ def _arrays_from_checkpoint(run: RunDir, cfg: DictConfig, train_features: bool):
     return arrays, train, setup.source.info.class_names
 
 
-def evaluate_run(
-    run_dir: str | Path, train_features: bool = False, posthoc_tau: float = 0.0
-) -> dict:
-    """Recompute a finished run's evaluation from ``features.npz``, or from ``checkpoint.pt`` when
-    the features are missing or train features are asked for (kNN / NCM memory). A post-hoc logit
-    adjustment (tau > 0) is reported under ``final.json["posthoc"]``, the run's own metrics kept."""
+def finished_run(run_dir: str | Path) -> tuple[RunDir, DictConfig, dict]:
+    """A finished run's folder, config and final.json; anything else is refused, naming why."""
     run = RunDir(run_dir)
     if not run.has_config:
         raise UserError(
             f"{run.path} is not a run directory (no config.yaml); pass a folder written by lt-bench train"
         )
     cfg = run.config()
-    final = run.final()
+    final = run.final()  # a damaged final.json is named here
+    if run.status() != "done":
+        shown = final.get("status") or run.status()
+        raise UserError(
+            f"{run.path} is not finished (status {shown}); train or --resume it first"
+        )
+    return run, cfg, final
+
+
+def evaluate_run(
+    run_dir: str | Path, train_features: bool = False, posthoc_tau: float = 0.0
+) -> dict:
+    """Recompute a finished run's evaluation from ``features.npz``, or from ``checkpoint.pt`` when
+    the features are missing or train features are asked for (kNN / NCM memory). A post-hoc logit
+    adjustment (tau > 0) is reported under ``final.json["posthoc"]``, the run's own metrics kept.
+    The options are checked and the run's files read before anything is written; the run's lock is
+    held meanwhile (no training or second eval of it runs at the same time)."""
+    options = {"train_features": train_features, "posthoc_tau": posthoc_tau}
+    check_options(EvalOptions, options, "", "lt-bench eval")
+    run, cfg, final = finished_run(run_dir)
+    with run.lock():
+        return _evaluate_locked(run, cfg, final, EvalOptions(**options))
+
+
+def _evaluate_locked(run: RunDir, cfg: DictConfig, final: dict, options: EvalOptions) -> dict:
     features_path = run / FEATURES
     train_f = train_l = None
     class_names: list[str] = []
-    if train_features or not features_path.exists():
-        arrays, (train_f, train_l), class_names = _arrays_from_checkpoint(run, cfg, train_features)
+    if options.train_features or not features_path.exists():
+        arrays, (train_f, train_l), class_names = _arrays_from_checkpoint(
+            run, cfg, options.train_features
+        )
     else:
-        with np.load(features_path) as saved:
-            arrays = {k: saved[k] for k in saved.files}
+        arrays = read_features(run)
     if not class_names and (run / PER_CLASS).exists():
         class_names = pd.read_csv(run / PER_CLASS)["name"].astype(str).tolist()
     metrics = evaluate_and_write(
@@ -161,16 +229,16 @@ def evaluate_run(
         train_l,
         write_features=not features_path.exists(),
     )
-    if posthoc_tau:
+    if options.posthoc_tau:
         adjusted, _, _ = summarize(
             np.asarray(arrays["logits"], dtype=np.float64),
             arrays["labels"],
             arrays["train_counts"],
             cfg.data.grouping,
-            posthoc_tau,
+            options.posthoc_tau,
         )
-        final["posthoc"] = {"tau": posthoc_tau, **adjusted}
+        final["posthoc"] = {"tau": options.posthoc_tau, **adjusted}
     final.update(metrics)
-    final["evaluated_with"] = {"train_features": train_features}
+    final["evaluated_with"] = {"train_features": options.train_features}
     run.write_final(final)
     return final

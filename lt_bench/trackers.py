@@ -1,8 +1,9 @@
 """Experiment trackers: TensorBoard and MLflow, fed the same rows as ``metrics.jsonl``.
 
 ``train.loggers: [tensorboard, mlflow]`` (default: none). Both are optional extras
-(``pip install "lt-bench[trackers]"``); asking for one that is not installed, or for an MLflow
-store that cannot be written, is refused before training. A tracker that fails mid-run prints one
+(``pip install "lt-bench[trackers]"``); asking for one twice or one that is not installed, for an
+MLflow store that cannot be written, or for an http(s) tracking server that does not answer within
+a few seconds, is refused before training. A tracker that fails mid-run prints one
 warning, is switched off for the rest of the run, and the warning lands in ``final.json``:
 ``metrics.jsonl`` stays the record. Under DDP only rank 0 logs.
 
@@ -21,11 +22,15 @@ warning, is switched off for the rest of the run, and the warning lands in ``fin
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import os
+import ssl
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -42,28 +47,70 @@ def mlflow_uri(cfg: DictConfig) -> str:
 
 
 def check_trackers(cfg: DictConfig) -> None:
-    """Refuse, before anything is written, a tracker that is not installed or an MLflow store
-    that cannot be written."""
-    for name in cfg.train.loggers:
+    """Refuse, before anything is written, a tracker asked for twice (it would log everything
+    twice), one that is not installed, an MLflow store that cannot be written, or an MLflow
+    tracking server that does not answer (it would stall the run for minutes)."""
+    loggers = list(cfg.train.loggers)
+    twice = sorted({name for name in loggers if loggers.count(name) > 1})
+    if twice:
+        raise UserError(
+            f"train.loggers={loggers} names {', '.join(twice)} more than once (it would log "
+            f"everything twice); list each tracker once, e.g. train.loggers=[{', '.join(dict.fromkeys(loggers))}]"
+        )
+    for name in loggers:
         if importlib.util.find_spec(name) is None:
             raise UserError(
                 f"train.loggers asks for {name}, which is not installed; "
                 f'pip install "lt-bench[{name}]" (or "lt-bench[trackers]"), or drop it from train.loggers'
             )
-    if "mlflow" in cfg.train.loggers:
+    if "mlflow" in loggers:
         uri = mlflow_uri(cfg)
-        local = uri.split("://", 1)[-1] if uri.startswith(("sqlite:", "file:")) else None
-        if local is None and "://" not in uri:
-            local = uri  # a plain path is a file store
-        if local is not None:
-            target = Path(local)
-            try:
-                check_writable(target.parent if uri.startswith("sqlite:") else target)
-            except UserError as err:
-                raise UserError(
-                    f"the MLflow store {uri} cannot be written ({err}); set MLFLOW_TRACKING_URI "
-                    "to a writable store or drop mlflow from train.loggers"
-                ) from err
+        if uri.startswith(("http://", "https://")):
+            check_reachable(uri)
+        else:
+            check_local_store(uri)
+
+
+def check_local_store(uri: str) -> None:
+    """An MLflow store on this machine (SQLite, file store, a plain path) must be writable."""
+    local = uri.split("://", 1)[-1] if uri.startswith(("sqlite:", "file:")) else None
+    if local is None and "://" not in uri:
+        local = uri  # a plain path is a file store
+    if local is None:
+        return  # another scheme (databricks, ...): MLflow checks it
+    target = Path(local)
+    try:
+        check_writable(target.parent if uri.startswith("sqlite:") else target)
+    except UserError as err:
+        raise UserError(
+            f"the MLflow store {uri} cannot be written ({err}); set MLFLOW_TRACKING_URI "
+            "to a writable store or drop mlflow from train.loggers"
+        ) from err
+
+
+CONNECT_TIMEOUT_S = 3.0  # an http(s) tracking server that does not answer in this time is refused
+
+
+def check_reachable(uri: str) -> None:
+    """Ask an http(s) tracking server for ``/health`` within :data:`CONNECT_TIMEOUT_S` (through the
+    proxy its requests would use): MLflow's own client retries an unreachable server for minutes,
+    per call. Any HTTP answer, an error status or a certificate MLflow may be told to accept
+    included, counts as reachable; only silence, a refused connection or an unknown host refuse."""
+    url = f"{uri.rstrip('/')}/health"
+    try:
+        urllib.request.urlopen(url, timeout=CONNECT_TIMEOUT_S).close()
+    except urllib.error.HTTPError:
+        return  # the server answered
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as err:
+        reason = getattr(err, "reason", err)
+        if isinstance(reason, ssl.SSLError):
+            return  # it answered; its certificate is MLflow's business (MLFLOW_TRACKING_INSECURE_TLS)
+        shown = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
+        raise UserError(
+            f"the MLflow tracking server {uri} cannot be reached ({shown}; "
+            f"{CONNECT_TIMEOUT_S:g} s timeout); start it, fix MLFLOW_TRACKING_URI, or drop mlflow "
+            "from train.loggers"
+        ) from err
 
 
 def _numbers(row: dict) -> dict[str, float]:

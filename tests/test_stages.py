@@ -11,7 +11,7 @@ from lt_bench.config import load_config
 from lt_bench.engine import train
 from lt_bench.errors import UserError
 from lt_bench.report.collect import collect
-from lt_bench.rundir import run_path
+from lt_bench.rundir import LOCK, run_path
 from lt_bench.stages import retrain
 from lt_bench.stages.tau_norm import tau_normalize
 from tests.test_engine import RUN_FILES
@@ -51,7 +51,7 @@ def backbone_state(path):
 def test_each_stage_writes_a_child_run_and_keeps_the_backbone_bit_identical(parent, stage):
     final = retrain(parent, stage, ["stage.epochs=2"] if stage in ("crt", "lws") else [])
     child = parent.parent / f"{parent.name}__{stage}"
-    assert sorted(p.name for p in child.iterdir()) == RUN_FILES
+    assert sorted(p.name for p in child.iterdir() if p.name != LOCK) == RUN_FILES
     assert final["status"] == "done" and final["parent"] == parent.name and final["stage"]
     before, after = (
         backbone_state(parent / "checkpoint.pt"),
@@ -130,7 +130,7 @@ def test_a_child_of_a_short_mnist_lt_run_has_the_full_schema_and_a_report_row(tm
     parent = run_path(cfg)
     final = retrain(parent, "crt", ["stage.epochs=2"])
     child = parent.parent / f"{parent.name}__crt"
-    assert sorted(p.name for p in child.iterdir()) == RUN_FILES and final["stage"] == "cRT"
+    assert sorted(p.name for p in child.iterdir() if p.name != LOCK) == RUN_FILES and final["stage"] == "cRT"
     sep = json.loads((child / "separability.json").read_text())
     assert {"nc1", "knn_accuracy"} <= set(sep["summary"]) and final["test_images"] == 1000
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "report"), "--no-figures"]) == 0

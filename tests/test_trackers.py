@@ -2,14 +2,20 @@
 metrics.jsonl and final.json; resume continues the same runs; bad settings refused up front; a
 tracker failing mid-run warns and the run goes on; the sweep's progress."""
 
+import http.server
 import io
 import json
+import socket
 import sys
+import threading
+import time
 
 import pytest
 
 from lt_bench import failpoints
 from lt_bench.cli import main
+from lt_bench.errors import UserError
+from lt_bench.trackers import CONNECT_TIMEOUT_S, check_reachable
 from tests.conftest import tiny
 from tests.test_sweep import BASE, STUDY
 
@@ -134,6 +140,17 @@ def test_a_tracker_failing_mid_run_warns_and_the_run_goes_on(tmp_path, capsys):
             {"MLFLOW_TRACKING_URI": "sqlite:///{tmp}/blocker/mlflow.db"},
             "the MLflow store",
         ),
+        (
+            ["train.loggers=[mlflow, mlflow]"],
+            {},
+            "train.loggers=['mlflow', 'mlflow'] names mlflow more than once (it would log "
+            "everything twice); list each tracker once, e.g. train.loggers=[mlflow]",
+        ),
+        (
+            ["train.loggers=[tensorboard,mlflow,tensorboard]"],
+            {},
+            "names tensorboard more than once",
+        ),
     ],
 )
 def test_bad_tracker_settings_are_refused_before_training(
@@ -146,6 +163,55 @@ def test_bad_tracker_settings_are_refused_before_training(
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "runs").exists()
+
+
+def closed_port() -> int:
+    """A localhost port nothing listens on: bound, then closed."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def no_proxy(monkeypatch):
+    """Requests to localhost go straight to it, whatever proxy the machine has."""
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(name, "*")
+
+
+def test_an_unreachable_tracking_server_is_refused_at_once(tmp_path, capsys, monkeypatch, no_proxy):
+    uri = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    started = time.time()
+    code = main(["train", "-", *TINY, f"out_dir={tmp_path / 'runs'}", "train.loggers=[mlflow]"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"the MLflow tracking server {uri} cannot be reached" in err
+    assert "drop mlflow from train.loggers" in err
+    assert time.time() - started < CONNECT_TIMEOUT_S and not (tmp_path / "runs").exists()
+
+
+def test_a_tracking_server_that_answers_at_all_is_reachable(no_proxy):
+    """Any HTTP answer, an error status included (an MLflow server without /health, behind a
+    login), means the server is there: MLflow is left to speak to it."""
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        check_reachable(f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(UserError, match="cannot be reached"):
+        check_reachable(f"http://127.0.0.1:{server.server_port}/")  # closed now
 
 
 def test_a_tracker_that_is_not_installed_is_refused(tmp_path, capsys, monkeypatch):

@@ -11,7 +11,9 @@ registry; ``lt-bench retrain RUN --stage NAME`` runs :func:`retrain`.
 A stage writes a child run next to its parent (``<parent>__<stage>``) with the parent's schema:
 config.yaml (the parent's plus a ``stage`` section holding the name and every option), split.json,
 metrics.jsonl, checkpoint.pt, final.json (with ``stage``, the display name, and ``parent``),
-per_class.csv, separability.json and features.npz.
+per_class.csv, separability.json and features.npz. The parent must be done, its files intact and
+its split.json the split its config draws; the child's folder is locked while the stage runs, and
+the child ends ``done`` or ``failed`` (with error.log), as a trained run does.
 
 A new stage is one file here: :func:`stage_names` finds it by its file alone, without importing
 torch (``lt-bench sweep --status`` lists stages); :func:`get_stage` imports it.
@@ -36,7 +38,7 @@ from lt_bench import atomic
 from lt_bench.config import load_config, run_id, to_dict
 from lt_bench.errors import UserError
 from lt_bench.options import check_options
-from lt_bench.rundir import CONFIG, FINAL, RunDir, child_path
+from lt_bench.rundir import CONFIG, FINAL, SPLIT, RunDir, child_path
 
 if TYPE_CHECKING:
     from lt_bench.setup import Setup
@@ -96,38 +98,94 @@ def retrain(
     parent_dir: str | Path, stage: str, overrides: list[str] | tuple[str, ...] = ()
 ) -> dict:
     """Run ``stage`` on the finished run in ``parent_dir``; return the child's final.json (as it
-    is when the child is done already). Everything is checked before anything is written."""
-    import torch
-
+    is when the child is done already, with the same config). Everything is checked before
+    anything is written; then the child's folder is locked for the rest of the stage (a second
+    process on the same child is refused at once), and whatever raises from there on leaves the
+    child ``failed`` with its error in ``final.json`` and the traceback in ``error.log``. An
+    interrupt leaves it ``running``: the next retrain redoes it."""
     stage_class = get_stage(stage)
     parent = RunDir(parent_dir)
     check_parent(parent)
     cfg, options = child_config(parent, stage_class, overrides)
     child = RunDir(parent.path.parent / cfg.name)
-    if child.is_done():
-        return child.final()
+    finished = finished_child(child, cfg)
+    if finished is not None:
+        return finished
     started = time.time()
     setup = frozen_setup(cfg, parent)
+    check_split(parent, setup)
     runner = stage_class(stage_class.Options(**options))
     runner.check(setup, cfg)
+    with child.lock():
+        finished = finished_child(child, cfg)  # another process may have finished it meanwhile
+        if finished is not None:
+            return finished
+        try:
+            return run_stage(child, parent, runner, setup, cfg, started)
+        except Exception as err:  # the child ends failed, whatever raised
+            message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            child.mark_failed(message, run_id(cfg))
+            raise
 
+
+def run_stage(
+    child: RunDir, parent: RunDir, runner: Stage, setup: Setup, cfg: DictConfig, started: float
+) -> dict:
+    """Write the locked child's config and split, mark it running, fit the stage, finish."""
+    import torch
+
+    child.remove_temporary_files()  # a killed attempt's half-written files
     child.write_config(cfg)
     child.copy_split_from(parent)
-    child.write_final({"status": "running", "stage": stage_class.display, "parent": parent.name})
+    child.mark_running(run_id(cfg), stage=runner.display, parent=parent.name)
     torch.manual_seed(cfg.seed)
     extra = runner.fit(setup, cfg, child)
     return finish(child, parent, runner, setup, cfg, extra, started)
 
 
+def finished_child(child: RunDir, cfg: DictConfig) -> dict | None:
+    """A done child's final.json when its config is the one asked for (a done child of other
+    options is refused, never returned as if it were this one); None when it is to be run."""
+    if not child.is_done():
+        return None
+    child.check_same_config(cfg, "reuse the finished child run")
+    return child.final()
+
+
 def check_parent(parent: RunDir) -> None:
-    """Refuse a parent that is not finished or has no weights to start from."""
+    """Refuse a parent that is not finished or has no weights or config to start from; a damaged
+    final.json is named."""
+    if (parent / FINAL).exists():
+        parent.final()  # a damaged final.json: named, with its fix
     if not parent.is_done():
         raise UserError(
             f"{parent.path} is not a finished run ({FINAL} status done); train it first"
         )
+    if not parent.has_config:
+        raise UserError(f"{parent.path} has no {CONFIG}; train the parent again")
     if not parent.selected_checkpoint().exists():
         raise UserError(
             f"{parent.path} has no checkpoint.pt to start the stage from; retrain the parent"
+        )
+
+
+# What must agree between the parent's split.json and the split its config draws today.
+SPLIT_KEYS = ("ratio", "profile", "seed", "counts", "sha256")
+
+
+def check_split(parent: RunDir, setup: Setup) -> None:
+    """The parent's ``split.json`` must be the split its config draws (``setup.split``): else the
+    data, or the code that draws the split, changed since the parent was trained, and the stage
+    would train and report on other images than the parent's."""
+    path = parent / SPLIT
+    if not path.exists():
+        raise UserError(f"{path} is missing; train the parent again")
+    saved, drawn = parent.split(), setup.split.manifest  # a damaged split.json is named
+    differ = [key for key in SPLIT_KEYS if saved.get(key) != drawn.get(key)]
+    if differ:
+        raise UserError(
+            f"{path} does not match the split the parent's config draws ({', '.join(differ)} "
+            "differ): the data or the split changed since it was trained; train the parent again"
         )
 
 
@@ -159,7 +217,7 @@ def frozen_setup(cfg: DictConfig, parent: RunDir) -> Setup:
     from lt_bench.setup import build
 
     setup = build(cfg)
-    load_weights(setup, parent.selected_checkpoint())
+    load_weights(setup, parent.selected_checkpoint(), f"train the parent {parent.path} again")
     setup.network.eval()
     for p in setup.network.backbone.parameters():
         p.requires_grad_(False)

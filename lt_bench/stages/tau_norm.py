@@ -49,6 +49,8 @@ class TauNormalization(Stage):
         val_per_class: int = 20
 
     def check(self, setup: Setup, cfg: DictConfig) -> None:
+        if not self.options.taus:
+            raise UserError("stage.taus is empty; give the taus to try, e.g. stage.taus=[0.0,0.5,1.0]")
         classifier = setup.network.classifier
         if not isinstance(classifier, nn.Linear):
             raise UserError(
