@@ -44,7 +44,7 @@ def test_a_demo_run_reproduces_its_committed_numbers(tmp_path, arm):
     committed = pd.read_csv(RESULTS / "runs.csv").set_index("run_id").loc[run_id(point.cfg)]
     cfg = point.cfg.copy()
     cfg.train.progress = False
-    result = run_point(to_dict(cfg), threads=1)
+    result = run_point(to_dict(cfg))
     assert result["status"] == "done"
     final = pd.read_json(Path(result["run_dir"]) / "final.json", typ="series")
     # Same seed, same numbers on the same CPU kernels. Across instruction sets the convolutions

@@ -182,3 +182,11 @@ def test_arms_are_crossed_with_the_grid(tmp_path):
     (tmp_path / "bad.yaml").write_text("arms: {method.name: sar}\n")
     with pytest.raises(UserError, match="arms must be a list of mappings"):
         load_study(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize("jobs", ["0", "-2", "two"])
+def test_jobs_must_be_a_positive_integer(study_file, tmp_path, capsys, jobs):
+    runs = tmp_path / "runs"
+    assert main(["sweep", str(study_file), "--runs-dir", str(runs), "--jobs", jobs]) == 2
+    err = capsys.readouterr().err
+    assert f"argument --jobs: {jobs!r} is not an integer >= 1" in err and not runs.exists()

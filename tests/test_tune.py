@@ -126,7 +126,7 @@ def test_unequal_budgets_are_refused(tmp_path):
 @pytest.mark.parametrize(
     "tune, message",
     [
-        ("{trials: 0, space: {}}", "tune.trials=0 must be an integer >= 1"),
+        ("{trials: 0, space: {}}", "tune.trials=0 must be an integer from 1 to 1000"),
         ("{trials: 2, space: {optim.lr: {normal: [0, 1]}}}", "must be one of log_uniform"),
         ("{trials: 2, space: {optim.lr: {log_uniform: [0, 1]}}}", "log_uniform needs low > 0"),
         ("{trials: 2, spaces: {}}", "tune has unknown keys ['spaces']"),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +37,11 @@ from lt_bench.errors import UserError
 
 STUDY_KEYS = ("name", "base", "fixed", "arms", "grid", "slurm", "stages", "tune")
 TUNE_KEYS = ("trials", "seed", "space", "space_by_method", "at")
+SLURM_KEYS = ("partition", "time_min", "gpus", "cpus")
 DISTRIBUTIONS = ("log_uniform", "uniform", "int_uniform", "choice")
+# Trials per arm: each is a run, and every trial is resolved by --status; a typo such as 1e9
+# would hang it with memory growing.
+MAX_TRIALS = 1000
 
 
 @dataclass
@@ -63,41 +68,27 @@ class Study:
 
 
 def load_study(path: str | Path) -> Study:
-    """Read and check a study file; every mistake is a one-line UserError naming the fix."""
+    """Read and check a study file; every mistake is a one-line UserError naming the file, the key
+    and the fix, before anything is run or written. A key set in two places where one would
+    silently overwrite the other (a grid key also set by an arm or fixed) is refused, and one point
+    of each arm is resolved against the schema (unknown keys, wrong types, values out of range)."""
     path = Path(path)
     raw = _read_yaml(path)
-    unknown = set(raw) - set(STUDY_KEYS)
-    if unknown:
-        raise UserError(
-            f"study file {path} has unknown keys {sorted(unknown)}; allowed: {', '.join(STUDY_KEYS)}"
-        )
-    arms = raw.get("arms") or [{}]
-    if not isinstance(arms, list) or not all(isinstance(arm, dict) for arm in arms):
-        raise UserError(
-            f"study file {path}: arms must be a list of mappings, e.g. - {{method.name: sar}}"
-        )
-    stages = list(raw.get("stages") or [])
-    if stages:  # the stage names are looked up only when a study lists stages
-        known = _known_stages()
-        bad = [stage for stage in stages if stage not in known]
-        if bad:
-            raise UserError(
-                f"study file {path} lists unknown stage {bad[0]!r}; choose from: {', '.join(known)}"
-            )
-    grid = raw.get("grid") or {}
-    for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise UserError(f"study grid key {key!r} needs a non-empty list of values")
-    return Study(
-        raw.get("name", path.stem),
-        (path.parent / raw["base"]).resolve() if raw.get("base") else None,
-        raw.get("fixed") or {},
-        grid,
-        arms,
-        raw.get("slurm") or {},
-        stages,
+    where = f"study file {path}"
+    _check_keys(raw, STUDY_KEYS, f"{where} has")
+    study = Study(
+        _text(raw, "name", where) or path.stem,
+        (path.parent / raw["base"]).resolve() if _text(raw, "base", where) else None,
+        _mapping(raw.get("fixed"), f"{where}: fixed", "{optim.epochs: 12}"),
+        _grid(raw.get("grid"), where),
+        _arms(raw.get("arms"), where),
+        _slurm(raw.get("slurm"), where),
+        _stages(raw.get("stages"), where),
         parse_tuning(raw["tune"], path) if raw.get("tune") is not None else None,
     )
+    _check_overlaps(study, where)
+    _check_points(study, where)
+    return study
 
 
 def _read_yaml(path: Path) -> dict:
@@ -116,6 +107,79 @@ def _read_yaml(path: Path) -> dict:
     return raw
 
 
+def _check_keys(raw: dict, allowed: tuple, where: str) -> None:
+    unknown = [str(key) for key in raw if key not in allowed]
+    if unknown:
+        raise UserError(f"{where} unknown keys {sorted(unknown)}; allowed: {', '.join(allowed)}")
+
+
+def _text(raw: dict, key: str, where: str) -> str | None:
+    value = raw.get(key)
+    if value is not None and not isinstance(value, str):
+        raise UserError(f"{where}: {key} must be a string, not {value!r}")
+    return value
+
+
+def _mapping(value, what: str, example: str) -> dict:
+    """A section that maps config keys (strings) to values; absent is empty."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UserError(f"{what} must be a mapping, e.g. {example}, not {value!r}")
+    for key in value:
+        if not isinstance(key, str):
+            raise UserError(f"{what} has key {key!r}; keys are config keys such as optim.lr")
+    return dict(value)
+
+
+def _grid(value, where: str) -> dict:
+    grid = _mapping(value, f"{where}: grid", "{seed: [0, 1, 2]}")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise UserError(
+                f"{where}: study grid key {key!r} needs a non-empty list of values, e.g. [0, 1]"
+            )
+    return grid
+
+
+def _arms(value, where: str) -> list[dict]:
+    if not value:
+        return [{}]
+    if not isinstance(value, list) or not all(isinstance(arm, dict) for arm in value):
+        raise UserError(f"{where}: arms must be a list of mappings, e.g. - {{method.name: sar}}")
+    return [_mapping(arm, f"{where}: arm {arm}", "{method.name: sar}") for arm in value]
+
+
+def _slurm(value, where: str) -> dict:
+    slurm = _mapping(value, f"{where}: slurm", "{partition: gpu, time_min: 240}")
+    _check_keys(slurm, SLURM_KEYS, f"{where}: slurm has")
+    for key, given in slurm.items():
+        ok = isinstance(given, str) if key == "partition" else _whole(given) and given >= 1
+        if not ok:
+            kind = "a string" if key == "partition" else "an integer >= 1"
+            raise UserError(f"{where}: slurm.{key}={given!r} must be {kind}")
+    return slurm
+
+
+def _stages(value, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(stage, str) for stage in value):
+        raise UserError(f"{where}: stages must be a list of stage names, e.g. [crt, tau_norm]")
+    if value:  # the stage names are looked up only when a study lists stages
+        known = _known_stages()
+        bad = [stage for stage in value if stage not in known]
+        if bad:
+            raise UserError(
+                f"{where} lists unknown stage {bad[0]!r}; choose from: {', '.join(known)}"
+            )
+    return list(value)
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _known_stages() -> list[str]:
     """The second stages' names, without importing torch once ``lt_bench.stages`` offers
     ``stage_names()``."""
@@ -126,50 +190,127 @@ def _known_stages() -> list[str]:
     return list(stages.STAGES)
 
 
+def _overlap(a: str, b: str) -> bool:
+    """Whether two dotted keys set the same value (``method`` covers ``method.name``)."""
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
+def _check_overlaps(study: Study, where: str) -> None:
+    """Refuse a key set in two places where one would silently overwrite the other."""
+    for key in study.grid:
+        for arm in study.arms:
+            clash = next((k for k in arm if _overlap(k, key)), None)
+            if clash is not None:
+                raise UserError(
+                    f"{where}: grid key {key!r} is also set by arm {arm}; the grid would "
+                    "overwrite the arm's value: set it in the arms or in the grid, not both"
+                )
+        clash = next((k for k in study.fixed if _overlap(k, key)), None)
+        if clash is not None:
+            raise UserError(
+                f"{where}: grid key {key!r} is also fixed ({clash}: {study.fixed[clash]!r}); the "
+                "grid would overwrite the fixed value in every point: keep one of them"
+            )
+    if study.tune is not None:
+        tuned = [*study.tune.space, *(k for s in study.tune.space_by_method.values() for k in s)]
+        for key in tuned:
+            clash = next((k for k in (*study.grid, *study.tune.at) if _overlap(k, key)), None)
+            if clash is not None:
+                place = "a grid key" if clash in study.grid else "fixed by tune.at"
+                raise UserError(
+                    f"{where}: tune space key {key!r} is also {place} ({clash}), so it would "
+                    "never be searched; remove it from one of them"
+                )
+
+
+def _check_points(study: Study, where: str) -> None:
+    """Resolve a point of each arm, of each grid value and of each end of every tuning range
+    against the schema (torch-free): a key that is no config key, a value of the wrong type or
+    out of its declared range is refused once here, not in every run. (A method's or a data set's
+    own options are checked by the engine: their registries import torch.)"""
+    from lt_bench.validate import check_schema_values
+
+    first = {key: values[0] for key, values in study.grid.items()}
+    examples = [{**arm, **first} for arm in study.arms]
+    base = examples[0]
+    examples += [{**base, key: value} for key, values in study.grid.items() for value in values]
+    if study.tune is not None:
+        examples += [{**base, **study.tune.at, **one} for one in _examples(study.tune.space)]
+        for method, space in study.tune.space_by_method.items():
+            examples += [{**base, "method.name": method, **one} for one in _examples(space)]
+    for overrides in examples:
+        try:
+            check_schema_values(resolve(study, overrides, "runs"))
+        except UserError as err:
+            raise UserError(f"{where}: {err}") from None
+
+
+def _examples(space: dict) -> list[dict]:
+    """Single-key draws of a tuning space: both ends of each range, every choice."""
+    return [{key: value} for key, spec in space.items() for value in next(iter(spec.values()))]
+
+
 def parse_tuning(raw: dict, path: Path) -> Tuning:
     """The study's ``tune:`` section, checked: one-line errors naming the key and the fix."""
+    where = f"study file {path}: tune"
     if not isinstance(raw, dict):
-        raise UserError(f"study file {path}: tune must be a mapping with trials and space")
-    unknown = set(raw) - set(TUNE_KEYS)
-    if unknown:
-        raise UserError(
-            f"study file {path}: tune has unknown keys {sorted(unknown)}; allowed: {', '.join(TUNE_KEYS)}"
-        )
-    if not isinstance(raw.get("at") or {}, dict):
-        raise UserError(f"study file {path}: tune.at must be a mapping, e.g. {{data.ratio: 100}}")
+        raise UserError(f"{where} must be a mapping with trials and space")
+    _check_keys(raw, TUNE_KEYS, f"{where} has")
     trials = raw.get("trials")
-    if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
-        raise UserError(f"study file {path}: tune.trials={trials!r} must be an integer >= 1")
-    spaces = [raw.get("space") or {}, *(raw.get("space_by_method") or {}).values()]
-    for space in spaces:
-        for key, spec in space.items():
-            _check_distribution(path, key, spec)
-    return Tuning(
-        trials,
-        int(raw.get("seed", 0)),
-        raw.get("space") or {},
-        raw.get("space_by_method") or {},
-        raw.get("at") or {},
+    if not _whole(trials) or not 1 <= trials <= MAX_TRIALS:
+        raise UserError(
+            f"{where}.trials={trials!r} must be an integer from 1 to {MAX_TRIALS} (trials per arm)"
+        )
+    seed = raw.get("seed", 0)
+    if not _whole(seed) or seed < 0:
+        raise UserError(
+            f"{where}.seed={seed!r} must be an integer >= 0 (the trials' training seed)"
+        )
+    space = _mapping(raw.get("space"), f"{where}.space", "{optim.lr: {log_uniform: [0.01, 0.2]}}")
+    by_method = _mapping(
+        raw.get("space_by_method"), f"{where}.space_by_method", "{sar: {method.trade_off: ...}}"
     )
+    for method, extra in by_method.items():
+        by_method[method] = _mapping(
+            extra, f"{where}.space_by_method.{method}", "{method.trade_off: {uniform: [0, 1]}}"
+        )
+    for searched in (space, *by_method.values()):
+        for key, spec in searched.items():
+            _check_distribution(path, key, spec)
+    at = _mapping(raw.get("at"), f"{where}.at", "{data.ratio: 100}")
+    return Tuning(trials, seed, space, by_method, at)
 
 
 def _check_distribution(path: Path, key: str, spec) -> None:
+    where = f"study file {path}: tune space {key!r}"
     if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
         raise UserError(
-            f"study file {path}: tune space {key!r} must be one of {', '.join(DISTRIBUTIONS)}, "
-            "e.g. {log_uniform: [0.01, 0.2]}"
+            f"{where} must be one of {', '.join(DISTRIBUTIONS)}, e.g. {{log_uniform: [0.01, 0.2]}}"
         )
     kind, args = next(iter(spec.items()))
     if kind == "choice":
         if not isinstance(args, list) or not args:
-            raise UserError(f"study file {path}: tune space {key!r}: choice needs a non-empty list")
+            raise UserError(f"{where}: choice needs a non-empty list")
         return
-    if not (isinstance(args, list) and len(args) == 2 and args[0] <= args[1]):
-        raise UserError(
-            f"study file {path}: tune space {key!r}: {kind} needs [low, high] with low <= high"
+    whole = kind == "int_uniform"
+    if not (isinstance(args, list) and len(args) == 2 and all(_bound(a, whole) for a in args)):
+        hint = (
+            " (YAML reads 1e-5 as a string: write 1.0e-5)"
+            if any(isinstance(a, str) for a in (args if isinstance(args, list) else []))
+            else ""
         )
+        numbers = "integers" if whole else "numbers"
+        raise UserError(f"{where}: {kind} needs [low, high], two {numbers}{hint}")
+    if args[0] > args[1]:
+        raise UserError(f"{where}: {kind} needs [low, high] with low <= high")
     if kind == "log_uniform" and args[0] <= 0:
-        raise UserError(f"study file {path}: tune space {key!r}: log_uniform needs low > 0")
+        raise UserError(f"{where}: log_uniform needs low > 0")
+
+
+def _bound(value, whole: bool) -> bool:
+    if whole:
+        return _whole(value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def combinations(study: Study) -> list[dict]:
@@ -185,7 +326,7 @@ def combinations(study: Study) -> list[dict]:
 
 def _as_overrides(values: dict) -> list[str]:
     # JSON is YAML's flow syntax, so lists, mappings and quoted strings survive OmegaConf's parser.
-    return [f"{key}={json.dumps(value)}" for key, value in values.items()]
+    return [f"{key}={json.dumps(value, default=str)}" for key, value in values.items()]
 
 
 def resolve(study: Study, overrides: dict, runs_dir: str | Path) -> DictConfig:

@@ -5,6 +5,8 @@ run it again and only the points not yet done are launched. A failed run keeps i
 folder and is reported, never skipped silently. A done run whose saved config differs from the
 point's (a schema default changed, or an older version wrote it) is *stale*: it is reported with
 the differing keys and never silently reused; ``--rerun-stale`` moves it aside and runs it again.
+A run whose folder another process has locked (:meth:`RunDir.lock`) is *running* there: counted and
+shown as such, and never launched a second time.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from lt_bench.errors import UserError
 from lt_bench.rundir import STATUSES, RunDir, child_path, run_path
 from lt_bench.study.file import Study, combinations, resolve
 
-# What a point can be: a run folder's statuses, plus done with other settings.
-POINT_STATUSES = (*STATUSES, "stale")
+# What a point can be: a run folder's statuses, plus done with other settings, plus being trained
+# by another process right now (its lock is held: "running elsewhere").
+POINT_STATUSES = (*STATUSES, "stale", "running")
 
 
 @dataclass
@@ -81,16 +84,26 @@ def point_status(point: Point) -> str:
 
 
 def point_state(point: Point) -> tuple[str, list[str]]:
-    """The point's status and, when it is stale, the differing keys (one read of each file)."""
-    status = RunDir(point.run_dir).status()
+    """The point's status and, when it is stale, the differing keys (one read of each file). A
+    folder that another process holds locked is ``running``, whatever its files say."""
+    run = RunDir(point.run_dir)
+    status = run.status()
     if status != "done":
-        return status, []
+        return ("running" if status != "pending" and run.is_locked() else status), []
     keys = stale_keys(point)
     if keys:
         return "stale", keys
-    if any(RunDir(child).status() != "done" for child in point.child_dirs()):
-        return "incomplete", []
+    children = [RunDir(child) for child in point.child_dirs()]
+    if any(child.status() != "done" for child in children):
+        return ("running" if any(child.is_locked() for child in children) else "incomplete"), []
     return "done", []
+
+
+def unique(points: list[Point]) -> list[Point]:
+    """The points with distinct run folders, in order: one folder is never launched twice (two
+    tuning trials with equal draws share their run)."""
+    seen: set[Path] = set()
+    return [p for p in points if not (p.run_dir in seen or seen.add(p.run_dir))]
 
 
 def status_counts(points: list[Point]) -> Counter:

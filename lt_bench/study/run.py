@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lt_bench.study.file import Study, combinations, resolve
-from lt_bench.study.points import Point, expand, move_aside, point_status, stale
+from lt_bench.study.points import Point, expand, move_aside, point_status, stale, unique
 from lt_bench.study.tune import (
     arm_key,
     choose,
@@ -77,8 +77,8 @@ def _run_tuned(
 ) -> list[Phase]:
     """Tuning trials, the choice on validation, then the final points with the chosen values."""
     trials = trial_points(study, runs_dir)
-    tuning = _run_phase(
-        "tuning", [t.point for t in trials], tuning_dir(runs_dir), launcher, rerun_stale
+    tuning = _run_phase(  # trials with equal draws share one run: it is launched once
+        "tuning", unique([t.point for t in trials]), tuning_dir(runs_dir), launcher, rerun_stale
     )
     select = resolve(study, {}, runs_dir).train.select
     scores = {  # a stale trial has no score: it was run with other settings

@@ -23,6 +23,11 @@ run with each arm's best values (ties: the earlier trial), and each final run's 
 records where its values came from. ``tune/tuning.json`` keeps the whole search: space, every
 trial's values and score, the choice and the budget (trials x epochs) of each arm, which must be
 equal across arms.
+
+Trials of an arm whose draws are equal (an arm whose space is empty because it sets every searched
+key itself, or a small ``choice``) resolve to one config, hence one run folder: that run is trained
+once and its score serves each of those trials (a rerun of the same config would give the same
+numbers), so the record still lists ``trials`` draws per arm and the budget counts draws.
 """
 
 from __future__ import annotations
@@ -105,15 +110,23 @@ def tuning_dir(runs_dir: str | Path) -> Path:
 
 
 def trial_points(study: Study, runs_dir: str | Path) -> list[Trial]:
-    """Every arm's ``trials`` draws as points under ``<runs_dir>/tune``; refuses unequal budgets."""
+    """Every arm's ``trials`` draws as points under ``<runs_dir>/tune``; refuses unequal budgets.
+    Equal draws of an arm give points with one run folder (launched once: :func:`points.unique`)."""
     tuning: Tuning = study.tune
     arms: dict[str, dict] = {}
     for overrides in combinations(study):
         arm = {k: v for k, v in overrides.items() if k != "seed" and k not in tuning.at}
         arms.setdefault(arm_key(overrides, tuning.at), arm)
+    methods = {key: resolve(study, arm, runs_dir).method.name for key, arm in arms.items()}
+    unused = sorted(set(tuning.space_by_method) - set(methods.values()))
+    if unused:
+        raise UserError(
+            f"study {study.name}: tune.space_by_method names method {unused[0]!r}, which no arm "
+            f"uses (the arms' methods: {', '.join(sorted(set(methods.values())))})"
+        )
     trials, budgets = [], {}
     for key, arm in arms.items():
-        method = resolve(study, arm, runs_dir).method.name
+        method = methods[key]
         space = {**tuning.space, **tuning.space_by_method.get(method, {})}
         space = {k: v for k, v in space.items() if k not in arm}  # an arm's own values stay fixed
         budgets[key] = 0
