@@ -180,7 +180,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from lt_bench.study import launch, load_study, run_study
+    from lt_bench.study import SweepInterrupted, launch, load_study, run_study
 
     study = load_study(args.study)
     runs_dir = Path(args.runs_dir or Path("runs") / study.name)
@@ -193,21 +193,41 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         launcher = partial(
             launch, executor=args.executor, jobs=args.jobs, slurm=slurm, on_result=_run_line
         )
-    phases = run_study(study, runs_dir, launcher, rerun_stale=args.rerun_stale)
+    try:
+        phases = run_study(study, runs_dir, launcher, rerun_stale=args.rerun_stale)
+    except SweepInterrupted as stop:
+        print(
+            f"lt-bench sweep: interrupted; its workers were stopped and {len(stop.in_flight)} "
+            f"runs left resumable: run lt-bench sweep {args.study} again to finish them",
+            file=sys.stderr,
+        )
+        return 130
     for phase in phases:
-        if phase.moved:
-            print(
-                f"{study.name}: moved {len(phase.moved)} stale runs aside to run them again "
-                f"(e.g. {phase.moved[0]})"
-            )
-        if phase.submitted:
-            print(
-                f"submitted {len(phase.submitted)} jobs ({phase.submitted[0]}...) to slurm; check with lt-bench sweep {args.study} --status"
-            )
-        if phase.waiting:
-            print(f"{study.name}: final runs wait for the tuning trials ({phase.waiting})")
+        _print_launched(study.name, args.study, phase)
     failed = sum(_print_phase(study.name, phase, args.dry_run) for phase in phases)
     return 1 if failed and launching else 0
+
+
+def _print_launched(name: str, study_file: str, phase) -> None:
+    """What launching a phase did besides running: stale runs moved, jobs submitted, runs left to
+    another process, final runs waiting."""
+    if phase.moved:
+        print(
+            f"{name}: moved {len(phase.moved)} stale runs aside to run them again "
+            f"(e.g. {phase.moved[0]})"
+        )
+    if phase.submitted:
+        print(
+            f"submitted {len(phase.submitted)} jobs ({phase.submitted[0]}...) to slurm; check with lt-bench sweep {study_file} --status"
+        )
+    elsewhere = [r["run_dir"] for r in phase.results if r.get("status") == "running"]
+    if elsewhere:
+        print(
+            f"{name}: skipped {len(elsewhere)} runs that another process is training (running "
+            f"elsewhere; never trained twice), e.g. {elsewhere[0]}"
+        )
+    if phase.waiting:
+        print(f"{name}: final runs wait for the tuning trials ({phase.waiting})")
 
 
 def _run_line(done: int, total: int, result: dict) -> None:
@@ -233,13 +253,16 @@ def _print_phase(name: str, phase, dry_run: bool) -> int:
     stale_runs = [(point, keys) for point, (_, keys) in zip(phase.points, states) if keys]
     if dry_run:
         for point, (state, _) in zip(phase.points, states):
-            mark = "stale" if state == "stale" else status(point.run_dir)
+            mark = state if state in ("stale", "running") else status(point.run_dir)
             print(
                 f"  [{mark}] {point.run_dir.name}  "
                 + " ".join(f"{k}={v}" for k, v in point.overrides.items())
             )
     for point, keys in stale_runs:
         print(f"  stale: {point.run_dir}: {'; '.join(keys)}")
+    for point, (state, _) in zip(phase.points, states):
+        if state == "running":
+            print(f"  running elsewhere: {point.run_dir} (another process holds its lock)")
     for run_dir, error in failures(phase.points):
         print(f"  failed: {run_dir}: {error}")
     return counts.get("failed", 0)
@@ -259,13 +282,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(
         f"{len(runs)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}); wrote {len(result['written'])} files to {out}"
     )
-    if (out / "main_table.md").exists():
+    if "main_table.md" in result["written"]:  # the folder holds this report only
         print((out / "main_table.md").read_text(), end="")
-    for row in result["unfinished"].itertuples():
-        print(
-            f"  {row.status}: {row.run_dir}"
-            + (f": {row.error}" if isinstance(row.error, str) else "")
-        )
+    for line in result["skipped"]:  # failed, incomplete, damaged, superseded, stale: with why
+        print(line)
     return 0
 
 
@@ -279,7 +299,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import time
 
     from lt_bench.report import write_report
-    from lt_bench.study import launch, load_study, run_study, status_counts
+    from lt_bench.study import SweepInterrupted, launch, load_study, run_study, status_counts
 
     if not DEMO_STUDY.is_file():
         raise UserError(
@@ -304,10 +324,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for warning in result.get("warnings") or []:
             print(f"    warning: {warning}", flush=True)
 
-    launcher = partial(
-        launch, executor="local", jobs=args.jobs, progress=False, threads=1, on_result=show
-    )
-    run_study(study, runs_dir, launcher, rerun_stale=args.rerun_stale)
+    launcher = partial(launch, executor="local", jobs=args.jobs, progress=False, on_result=show)
+    try:
+        run_study(study, runs_dir, launcher, rerun_stale=args.rerun_stale)
+    except SweepInterrupted as stop:
+        print(
+            f"lt-bench demo: interrupted; {len(stop.in_flight)} runs left resumable: run "
+            "lt-bench demo again to finish",
+            file=sys.stderr,
+        )
+        return 130
     result = write_report(runs_dir, out)
     print(f"wrote {len(result['written'])} files to {out} ({time.time() - started:.0f} s)")
     print((out / "main_table.md").read_text(), end="")
@@ -400,7 +426,10 @@ def _add_sweep(sub) -> None:
         "--executor", default="local", help="local (processes), slurm (submitit) or submitit_local"
     )
     p.add_argument(
-        "--jobs", type=int, default=1, help="runs at a time (local) or slurm array parallelism"
+        "--jobs",
+        type=_positive,
+        default=1,
+        help="runs at a time (local worker processes) or slurm array parallelism",
     )
     p.add_argument(
         "--dry-run", action="store_true", help="list the points and their status; launch nothing"
@@ -408,7 +437,7 @@ def _add_sweep(sub) -> None:
     p.add_argument(
         "--status",
         action="store_true",
-        help="print done / failed / incomplete / pending / stale counts only",
+        help="print done / failed / incomplete / pending / stale / running (elsewhere) counts only",
     )
     p.add_argument(
         "--rerun-stale",
@@ -420,6 +449,17 @@ def _add_sweep(sub) -> None:
     p.add_argument("--gpus", type=int, default=None, help="GPUs per run (slurm)")
     p.add_argument("--cpus", type=int, default=None, help="CPUs per run (slurm)")
     p.set_defaults(func=cmd_sweep)
+
+
+def _positive(text: str) -> int:
+    """An integer >= 1 (``--jobs``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
+    return value
 
 
 def _add_report(sub) -> None:
@@ -444,7 +484,9 @@ def _add_demo(sub) -> None:
     )
     p.add_argument("--runs-dir", default="runs/mnist_lt_demo")
     p.add_argument("--out", default="results/mnist_lt_demo")
-    p.add_argument("--jobs", type=int, default=2, help="runs at a time (one CPU thread each)")
+    p.add_argument(
+        "--jobs", type=_positive, default=2, help="runs at a time (each in a worker process)"
+    )
     p.add_argument(
         "--rerun-stale", action="store_true", help="move stale runs aside and run them again"
     )

@@ -24,7 +24,7 @@ from lt_bench.report.compare import (
 BASE = ["data.name=mnist_lt", "data.ratio=100", "optim.epochs=12", "optim.warmup_epochs=1"]
 
 
-def fake_run(runs, overrides: list[str], seed: int, top1: float, few: float, **extra) -> None:
+def fake_run(runs, overrides: list[str], seed: int, top1: float, few: float, **extra):
     """A finished run folder as lt-bench train writes it (config, split, final), no training."""
     cfg = load_config(None, [*BASE, *overrides, f"seed={seed}", f"out_dir={runs}"])
     folder = runs / f"run_{run_id(cfg)}"
@@ -33,6 +33,7 @@ def fake_run(runs, overrides: list[str], seed: int, top1: float, few: float, **e
     final = {"status": "done", "run_id": run_id(cfg), "top1": top1, "many": 0.9}
     final.update({"medium": 0.5, "few": few, "grouping": "absolute", **extra})
     atomic.write_json(folder / "final.json", final)
+    return folder
 
 
 def table_rows(path) -> list[str]:

@@ -1,12 +1,16 @@
 """Turning runs into the tables and figures of a paper: ``write_report(runs_dir, out_dir)``.
 
 The tables are a registry (:mod:`lt_bench.report.tables`): the report writes every registered table
-that has something to show, so adding a table never touches this file.
+that has something to show, so adding a table never touches this file. The output folder then
+holds this report only (:mod:`lt_bench.report.output`), and every run the tables leave out is
+named with why (:mod:`lt_bench.report.checks`).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,51 +18,92 @@ import numpy as np
 import pandas as pd
 
 from lt_bench import atomic, rundir
-from lt_bench.report.collect import collect, naming_damage
+from lt_bench.report.checks import naming_damage, run_folders
+from lt_bench.report.collect import collect
+from lt_bench.report.output import fresh_folder, previous_report_files, swap_in
 from lt_bench.report.tables import ReportContext, Shown, registered_tables
 from lt_bench.rundir import RunDir
 
 SELECTIONS = {"last": "the last epoch", "best_val": "the best validation epoch"}
+FIGURES = (
+    "per_class_accuracy",
+    "accuracy_vs_ratio",
+    "training_curves",
+    "class_mean_cosine",
+    "tsne",
+    "separability_by_group",
+)  # the stems write_figures may write, as .png and .pdf
 
 
 def write_report(
     runs_dir: str | Path, out_dir: str | Path, figures: bool = True, baseline: str | None = None
 ) -> dict:
     """runs.csv, every registered table (md, tex, csv), report.md and the figures (png, pdf) in
-    ``out_dir``. ``baseline`` is the row every other row is compared with (default: each row's own
-    ``none`` row with the same loss and settings)."""
-    runs_dir, out_dir = Path(runs_dir), Path(out_dir)
+    ``out_dir``, which then holds this report and nothing else (:mod:`lt_bench.report.output`).
+    ``baseline`` is the row every other row is compared with (default: each row's own ``none``
+    row with the same loss and settings). Returns the runs, the files ``written``, the runs not
+    in the tables (``unfinished``) and one line per run or group of runs left out (``skipped``)."""
+    runs_dir, out_dir = Path(runs_dir), Path(os.path.realpath(out_dir))  # a link: its target
     runs = collect(runs_dir)
+    stale = [folder.relative_to(runs_dir).as_posix() for folder in run_folders(runs_dir)[1]]
     context = ReportContext(runs_dir, baseline)
     done = runs[runs.status == "done"]
-    # Everything is read and every table built before anything is written: an unknown baseline or
-    # a damaged file is refused with the output folder untouched.
+    # Everything is read and every table built before anything is written: an unknown baseline,
+    # a damaged file or a foreign file in out_dir is refused with the output folder untouched.
     built = [(entry.name, entry.make(runs, context)) for entry in registered_tables()]
+    previous_report_files(out_dir, report_file_names())
     drawn = read_figure_inputs(done, runs_dir) if figures and not done.empty else None
-    out_dir.mkdir(parents=True, exist_ok=True)
+    folder = fresh_folder(out_dir)
+    try:
+        written = _write_files(folder, runs_dir, runs, built, stale)
+        if drawn is not None:
+            written += write_figures(done, drawn, folder)
+        swap_in(folder, out_dir, written, report_file_names() | set(written))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # gone after a swap; a failure leaves nothing
+    return {
+        "runs": runs,
+        "written": written,
+        "unfinished": incomplete_runs(runs),
+        "skipped": skipped_lines(runs, stale),
+    }
+
+
+def report_file_names() -> set[str]:
+    """The names a report writes (for recognising an earlier report without a manifest)."""
+    tables = {f"{t.name}.{suffix}" for t in registered_tables() for suffix in ("md", "tex", "csv")}
+    figures = {f"{stem}.{suffix}" for stem in FIGURES for suffix in ("png", "pdf")}
+    return {"runs.csv", "report.md", "comparison_aggregate.csv"} | tables | figures
+
+
+def _write_files(folder: Path, runs_dir: Path, runs: pd.DataFrame, built, stale) -> list[str]:
+    """runs.csv, the tables that have something to show and report.md; returns their names."""
     written = ["runs.csv"]
-    _write_csv(out_dir / "runs.csv", runs)
+    _write_csv(folder / "runs.csv", runs)
     sections = []
     for name, table in built:
         if table is not None:
-            written += _write_table(out_dir, name, table)
+            written += _write_table(folder, name, table)
             sections.append(f"## {table.title}\n\n{table.markdown()}")
-    unfinished = incomplete_runs(runs)
-    sections += _unfinished_section(unfinished) + _warnings_section(done)
+    sections += _unfinished_section(runs) + _left_out_section(runs, stale)
+    done = runs[runs.status == "done"]
+    sections += _warnings_section(done)
     modes = done["selection"].value_counts().to_dict()
     selection = (
         "Model selection: "
         + ", ".join(f"{SELECTIONS.get(m, m)} ({n} runs)" for m, n in modes.items())
         + "; never the test set."
     )
+    left_out = runs.status[runs.status != "done"].value_counts().to_dict()
+    if left_out or stale:  # said at the top: the tables are not every run on disk
+        counts = [f"{n} {status}" for status, n in left_out.items()]
+        counts += [f"{len(stale)} stale {'copies' if len(stale) > 1 else 'copy'}"] if stale else []
+        selection += f"\n\nNot in the tables: {', '.join(counts)} (each named below)."
     atomic.write_text(
-        out_dir / "report.md",
+        folder / "report.md",
         "\n".join([f"# Report: {runs_dir.name}\n", selection + "\n", *sections]),
     )
-    written.append("report.md")
-    if drawn is not None:
-        written += write_figures(done, drawn, out_dir)
-    return {"runs": runs, "written": written, "unfinished": unfinished}
+    return [*written, "report.md"]
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
@@ -81,10 +126,12 @@ def _write_table(out_dir: Path, name: str, table: Shown) -> list[str]:
 
 
 def incomplete_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every run the tables leave out: failed, incomplete, damaged or superseded."""
     return runs[runs.status != "done"][["run_dir", "label", "dataset", "seed", "status", "error"]]
 
 
-def _unfinished_section(unfinished: pd.DataFrame) -> list[str]:
+def _unfinished_section(runs: pd.DataFrame) -> list[str]:
+    unfinished = runs[runs.status.isin(["failed", "incomplete"])]
     if unfinished.empty:
         return []
     lines = [
@@ -93,6 +140,44 @@ def _unfinished_section(unfinished: pd.DataFrame) -> list[str]:
         for r in unfinished.itertuples()
     ]
     return ["## Incomplete or failed runs\n\n" + "\n".join(lines) + "\n"]
+
+
+def _left_out_section(runs: pd.DataFrame, stale: list[str]) -> list[str]:
+    """Damaged runs, finals of an earlier tuning search and stale copies, each named with why."""
+    lines = [f"- `{r.run_dir}`: damaged: {r.error}" for r in _with_status(runs, "damaged")]
+    lines += [f"- {line}" for line in _group_lines(runs, stale)]
+    return ["## Runs left out\n\n" + "\n".join(lines) + "\n"] if lines else []
+
+
+def skipped_lines(runs: pd.DataFrame, stale: list[str]) -> list[str]:
+    """What ``lt-bench report`` prints about the runs not in the tables: one line per failed,
+    incomplete or damaged run, one per group of superseded runs or stale copies."""
+    lines = [
+        f"  {r.status}: {r.run_dir}" + (f": {r.error}" if isinstance(r.error, str) else "")
+        for r in runs[runs.status.isin(["failed", "incomplete", "damaged"])].itertuples()
+    ]
+    return lines + _group_lines(runs, stale)
+
+
+def _group_lines(runs: pd.DataFrame, stale: list[str]) -> list[str]:
+    lines = []
+    superseded = sorted(r.run_dir for r in _with_status(runs, "superseded"))
+    if superseded:
+        lines.append(
+            f"{len(superseded)} final{'s' if len(superseded) > 1 else ''} from an earlier search "
+            f"left out: {', '.join(superseded)} (tuned values that tune/tuning.json no longer "
+            "chooses; rerun the sweep for the current finals, or delete these folders)"
+        )
+    if stale:
+        lines.append(
+            f"{len(stale)} stale cop{'ies' if len(stale) > 1 else 'y'} skipped: {', '.join(stale)} "
+            "(moved aside by sweep --rerun-stale; delete them when no longer wanted)"
+        )
+    return lines
+
+
+def _with_status(runs: pd.DataFrame, status: str):
+    return runs[runs.status == status].itertuples()
 
 
 def _warnings_section(done: pd.DataFrame) -> list[str]:
@@ -161,10 +246,16 @@ def _load_per_run(runs: pd.DataFrame, runs_dir: Path) -> tuple[dict, dict]:
         if path.exists():
             with naming_damage(path):
                 per_class[name] = pd.read_csv(path)
-        rows = run.metrics()
+        # Training epochs only: a second stage without epochs (tau_norm's curve, ncm) has none.
+        rows = [row for row in run.metrics() if _is_epoch(row)]
         if rows:
             histories[name] = pd.DataFrame(rows)
     return per_class, histories
+
+
+def _is_epoch(row: dict) -> bool:
+    epoch = row.get("epoch")
+    return isinstance(epoch, int) and epoch >= 1 and "loss/total" in row
 
 
 def _features_per_method(runs: pd.DataFrame, runs_dir: Path, dataset: str) -> dict:

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -28,6 +25,15 @@ from omegaconf import OmegaConf
 from lt_bench import rundir
 from lt_bench.config import LABEL_KEYS, NOT_SETTINGS, Config, flatten, to_dict
 from lt_bench.errors import UserError
+from lt_bench.report.checks import (
+    check_run_files,
+    current_choices,
+    earlier_search,
+    run_folders,
+    separability_columns,
+    split_disagreement,
+    tuning_record,
+)
 from lt_bench.rundir import RunDir
 
 METRICS = ("top1", "top5", "balanced", "many", "medium", "few", "ece")
@@ -77,6 +83,16 @@ def _config_values(run: RunDir) -> dict:
             values = run.raw_config()
         except yaml.YAMLError:
             raise err from None  # not YAML at all: config()'s one-line error names the file
+        sections = (
+            [values.get(k) or {} for k in ("method", "loss", "stage")]
+            if isinstance(values, dict)
+            else []
+        )
+        if not sections or not all(isinstance(section, dict) for section in sections):
+            raise UserError(
+                f"{run / rundir.CONFIG} is damaged (not a run config); "
+                "delete the run folder and run it again"
+            ) from err
     method = (values.get("method") or {}).get("name")
     loss = (values.get("loss") or {}).get("name")
     stage = (values.get("stage") or {}).get("name")
@@ -89,18 +105,6 @@ def _config_values(run: RunDir) -> dict:
         if key.startswith(prefixes):
             flat.setdefault(key, value)
     return flat
-
-
-@contextmanager
-def naming_damage(path: Path) -> Iterator[None]:
-    """A run file that cannot be read becomes a one-line error naming it, as :class:`RunDir`'s
-    reads do (for the files RunDir has no reader for: separability, per-class, features)."""
-    try:
-        yield
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
-        raise UserError(
-            f"{path} is damaged ({type(err).__name__}); delete the run folder and run it again"
-        ) from err
 
 
 def _final(run: RunDir) -> dict:
@@ -124,35 +128,35 @@ def _final_columns(final: dict) -> dict:
     }
 
 
-def _separability_columns(run: RunDir) -> dict:
-    """separability.json's summary and its per-group values (``knn_accuracy.few``, ...)."""
-    path = run / rundir.SEPARABILITY
-    if not path.exists():
-        return {}
-    with naming_damage(path):
-        separability = json.loads(path.read_text())
-        columns = dict(separability["summary"])
-        for group, values in separability["groups"].items():
-            columns.update({f"{name}.{group}": value for name, value in values.items()})
-    return columns
-
-
-def read_run(run_dir: Path, runs_dir: Path) -> dict:
-    """One run folder as one row: its config's settings, status, metrics and separability."""
+def read_run(run_dir: Path, runs_dir: Path, choices: set[str] | None = None) -> dict:
+    """One run folder as one row: its config's settings, status, metrics and separability.
+    A run whose files cannot be trusted is ``damaged``, a final run of an earlier tuning search
+    ``superseded`` (``choices``: the tuning record's current choices); ``error`` says why."""
     run = RunDir(run_dir)
+    row = {"run_dir": run_dir.relative_to(runs_dir).as_posix(), "seed": None, "dataset": "?"}
+    row.update(settings="{}", baseline_key="{}", **_final_columns({}))  # what every row has
+    try:
+        _fill_row(row, run, choices)
+    except UserError as err:
+        row.update(status="damaged", error=str(err))
+    return row
+
+
+def _fill_row(row: dict, run: RunDir, choices: set[str] | None) -> None:
+    """``row`` filled in place, so that a damaged file leaves the values read before it."""
     config = _config_values(run)
-    row = {"run_dir": run_dir.relative_to(runs_dir).as_posix(), **config}
+    row.update(config)
     final = _final(run)
     row["status"] = run.status()
     row.update(_final_columns(final))
-    if row["status"] == "done":
-        row.update(_separability_columns(run))
     # The split's own ratio: list-file data sets (ImageNet-LT) ignore data.ratio and keep their list's.
-    has_split = (run / rundir.SPLIT).exists()
-    ratio = run.split().get("ratio") if has_split else row.get("data.ratio")
+    split = run.split() if (run / rundir.SPLIT).exists() else {}
+    ratio = split.get("ratio") if split else row.get("data.ratio")
     row["split_ratio"] = ratio
     row["dataset"] = (
-        f"{row.get('data.name')}@{ratio:g}" if ratio is not None else str(row.get("data.name"))
+        f"{row.get('data.name')}@{ratio:g}"
+        if isinstance(ratio, (int, float))
+        else str(row.get("data.name"))
     )
     settings = {k: _text(v) for k, v in config.items() if k not in NOT_SETTINGS}
     row["settings"] = json.dumps(settings, sort_keys=True)
@@ -163,7 +167,16 @@ def read_run(run_dir: Path, runs_dir: Path) -> dict:
         {k: v for k, v in settings.items() if not k.startswith("method.") and k not in tuned},
         sort_keys=True,
     )
-    return row
+    if row["status"] != "done":
+        return
+    disagreement = split_disagreement(run, split, config)
+    if disagreement:
+        raise UserError(disagreement)
+    row.update(separability_columns(run))
+    check_run_files(run)
+    superseded = earlier_search(final, choices)
+    if superseded:
+        row.update(status="superseded", error=superseded)
 
 
 def _text(value) -> str:
@@ -226,15 +239,14 @@ def check_one_run_per_seed(frame: pd.DataFrame) -> None:
 
 
 def collect(runs_dir: str | Path) -> pd.DataFrame:
-    """One row per run directory (any depth below ``runs_dir``), sorted by label, data set, seed."""
+    """One row per run folder (any depth below ``runs_dir``; :func:`run_folders` says which),
+    sorted by data set, label, seed. Only ``done`` rows make the tables; the others (failed,
+    incomplete, damaged, superseded) are listed with their ``error``."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise UserError(f"runs folder {runs_dir} does not exist; pass the --runs-dir of a sweep")
-    rows = [
-        read_run(path.parent, runs_dir)
-        for path in sorted(runs_dir.rglob(rundir.CONFIG))
-        if ".submitit" not in path.parts and path.relative_to(runs_dir).parts[0] != "tune"
-    ]  # tune/ holds a tuned study's trials: reported in tuning.md, never as table rows
+    choices = current_choices(tuning_record(runs_dir))
+    rows = [read_run(folder, runs_dir, choices) for folder in run_folders(runs_dir)[0]]
     if not rows:
         raise UserError(
             f"no runs under {runs_dir} (no */{rundir.CONFIG}); run lt-bench train or sweep first"

@@ -99,6 +99,8 @@ def per_class_accuracy_plot(runs, per_class: dict, out_dir) -> list[str]:
     """Per-class test accuracy against training-set size (log x), one line per method, mean over seeds."""
     import pandas as pd
 
+    if not per_class:
+        return []
     datasets = _datasets(runs)
     fig, axes = _grid(len(datasets))
     for ax, dataset in zip(axes, datasets):
@@ -152,7 +154,10 @@ def accuracy_vs_ratio_plot(runs, out_dir) -> list[str]:
 def training_curves_plot(runs, histories: dict, out_dir) -> list[str]:
     """Total training loss per epoch, one line per method (mean over seeds), per data set."""
     import pandas as pd
+    from matplotlib.ticker import MaxNLocator
 
+    if not histories:  # no run trained epochs (second stages without any): nothing to show
+        return []
     datasets = _datasets(runs)
     fig, axes = _grid(len(datasets))
     for ax, dataset in zip(axes, datasets):
@@ -162,6 +167,7 @@ def training_curves_plot(runs, histories: dict, out_dir) -> list[str]:
                 continue
             curve = pd.concat(frames).groupby("epoch")["loss/total"].mean()
             ax.plot(curve.index, curve.values, label=label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_xlabel("epoch")
         ax.set_ylabel("training loss (all terms)")
         ax.set_yscale("log")

@@ -45,8 +45,8 @@ def test_every_registered_table_builds_and_is_written(fixture_runs, tmp_path, na
 
 
 def test_report_sections_follow_the_registry_order(fixture_runs, tmp_path):
-    write_report(fixture_runs, tmp_path, figures=False)
-    report = (tmp_path / "report.md").read_text()
+    write_report(fixture_runs, tmp_path / "out", figures=False)
+    report = (tmp_path / "out" / "report.md").read_text()
     context = ReportContext(fixture_runs)
     titles = [t.make(collect(fixture_runs), context).title for t in registered_tables()]
     positions = [report.index(f"## {title}\n") for title in titles]
@@ -63,9 +63,9 @@ def test_a_new_table_is_one_registered_function(fixture_runs, tmp_path, monkeypa
     def top5_table(runs, context):
         return dataset_table(runs, "Top-5 accuracy (%)", [("top5", "Top-5")], {"top5": "max"}, 100)
 
-    written = write_report(fixture_runs, tmp_path, figures=False)["written"]
+    written = write_report(fixture_runs, tmp_path / "out", figures=False)["written"]
     assert {"top5_table.md", "top5_table.tex", "top5_table.csv"} <= set(written)
-    report = (tmp_path / "report.md").read_text()
+    report = (tmp_path / "out" / "report.md").read_text()
     assert report.index("## Top-1 accuracy (%)\n") < report.index("## Top-5 accuracy (%)\n")
     assert report.index("## Top-5 accuracy (%)\n") < report.index("## Feature separability\n")
     assert "top5_table" not in TABLES
@@ -73,6 +73,6 @@ def test_a_new_table_is_one_registered_function(fixture_runs, tmp_path, monkeypa
 
 def test_a_table_with_nothing_to_show_is_skipped(fixture_runs, tmp_path):
     (fixture_runs / "tune" / "tuning.json").unlink()  # not a tuned study
-    written = write_report(fixture_runs, tmp_path, figures=False)["written"]
+    written = write_report(fixture_runs, tmp_path / "out", figures=False)["written"]
     assert not any(name.startswith("tuning") for name in written)
-    assert "## Tuning" not in (tmp_path / "report.md").read_text()
+    assert "## Tuning" not in (tmp_path / "out" / "report.md").read_text()

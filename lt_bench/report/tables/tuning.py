@@ -3,12 +3,11 @@ tuning.csv, no LaTeX form."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pandas as pd
 
-from lt_bench.errors import UserError
+from lt_bench.report.checks import tuning_record
 from lt_bench.report.tables.face import ReportContext, table
 from lt_bench.study import tune
 
@@ -33,13 +32,5 @@ class TuningTable:
 
 @table("tuning", position=60)
 def tuning_table(runs: pd.DataFrame, context: ReportContext) -> TuningTable | None:
-    path = tune.tuning_dir(context.runs_dir) / "tuning.json"
-    if not path.exists():  # not a tuned study
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(
-            f"{path} is damaged ({type(err).__name__}); run the study's tuning again"
-        ) from err
-    return TuningTable(record)
+    record = tuning_record(context.runs_dir)  # a damaged record is named
+    return None if record is None else TuningTable(record)  # None: not a tuned study
