@@ -45,7 +45,7 @@ def train(
     written; then the run's folder is locked for the rest of the run (a second process on the same
     run is refused at once), and whatever raises from there on leaves the run ``failed`` with its
     error in ``final.json`` and the traceback in ``error.log``, never ``running``. An interrupt
-    (Ctrl-C, SIGTERM turned into KeyboardInterrupt) leaves it resumable."""
+    (Ctrl-C; in a sweep worker SIGTERM too) leaves it resumable."""
     started = time.time()
     run = RunDir(run_path(cfg))
     validate(cfg)
