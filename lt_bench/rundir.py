@@ -308,9 +308,6 @@ class RunDir:
         for stale in self.path.glob(".*.tmp"):
             stale.unlink()
 
-    def write_error_log(self) -> None:
-        atomic.write_text(self.path / ERROR_LOG, traceback.format_exc())
-
 
 def status(path: str | os.PathLike) -> str:
     """The status of the run folder at ``path`` (one of :data:`STATUSES`)."""
