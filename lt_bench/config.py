@@ -31,6 +31,7 @@ from lt_bench.options import (
 # Every string option is one of a declared set, here (the modules that implement them import
 # these; the validator checks them through ``one_of`` like any other range).
 PROFILES = ("exp", "step", "pareto")
+SUBSETS = ("ldam", "default_rng")  # how a long-tailed subset picks its images (data/splits.py)
 GROUPINGS = ("auto", "absolute", "relative")
 SAMPLERS = ("instance", "class_balanced", "square_root")
 AUGMENTATIONS = ("crop_flip", "crop", "none")
@@ -42,6 +43,7 @@ TRACKERS = ("tensorboard", "mlflow")
 
 @option_ranges(
     profile=one_of(*PROFILES),
+    subset=one_of(*SUBSETS),
     grouping=one_of(*GROUPINGS),
     sampler=one_of(*SAMPLERS),
     augment=one_of(*AUGMENTATIONS),
@@ -52,7 +54,7 @@ TRACKERS = ("tensorboard", "mlflow")
     batch_size=at_least(1),
     eval_batch_size=at_least(1),
     num_workers=at_least(0),
-    val_per_class=at_least(1),
+    val_per_class=at_least(0),
 )
 @dataclass
 class DataConfig:
@@ -61,6 +63,7 @@ class DataConfig:
     ratio: float = 100.0
     profile: str = "exp"
     split_seed: int = 0  # the long-tailed subset; fixed by default, as in the literature
+    subset: str = "ldam"  # ldam: LDAM-DRW's images (legacy numpy seed, per-class shuffle); default_rng
     max_count: Optional[int] = None
     grouping: str = "auto"  # many/medium/few: absolute thresholds, relative thirds, or auto
     sampler: str = "instance"  # instance | class_balanced | square_root
@@ -69,7 +72,7 @@ class DataConfig:
     batch_size: int = 128
     eval_batch_size: int = 512
     num_workers: int = 4  # image-folder path only
-    val_per_class: int = 20  # validation images per class left over by the split (no val list)
+    val_per_class: int = 20  # validation images of every class (no val list; 0: none, the published split)
     options: dict[str, Any] = field(default_factory=dict)  # extra data set arguments
 
 

@@ -20,7 +20,6 @@ from omegaconf import DictConfig
 
 from lt_bench import atomic, distributed
 from lt_bench.config import run_id
-from lt_bench.data import validation_set
 from lt_bench.errors import UserError, one_line
 from lt_bench.eval.accuracy import summarize
 from lt_bench.failpoints import failpoint
@@ -86,7 +85,7 @@ def train_epochs(
     main = distributed.rank() == 0
     val = None  # select the last epoch, or the best on validation images; never on the test set
     if cfg.train.select == "best_val":
-        val = validation_set(setup.source, cfg, cfg.data.val_per_class)
+        val = setup.split.require_validation("train.select=best_val"), setup.split.validation_described
     if resume and run.split():
         run.check_split(setup.split.manifest)
     start_epoch, history = resume_from_checkpoint(run, setup, loop) if resume else (0, [])

@@ -88,6 +88,8 @@ def build(cfg: DictConfig) -> Setup:
         cfg.data.split_seed,
         cfg.data.max_count,
         grouping=cfg.data.grouping,
+        val_per_class=cfg.data.val_per_class,
+        subset=cfg.data.subset,
     )
     test = source.load("test")
     num_classes = source.info.num_classes

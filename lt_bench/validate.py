@@ -44,6 +44,7 @@ def validate(cfg: DictConfig) -> None:
     )  # fmt: skip
     check_model(cfg.model.name, options["model"]["options"])
     check_cross_keys(cfg, LOSSES.get(cfg.loss.name))
+    check_validation(cfg, DATASETS.get(cfg.data.name))
     check_device(cfg)
     check_trackers(cfg)
     check_writable(run_path(cfg))
@@ -81,6 +82,16 @@ def check_cross_keys(cfg: DictConfig, loss_class) -> None:
     if cfg.data.batch_size % world:
         raise UserError(
             f"data.batch_size {cfg.data.batch_size} does not split over {world} processes; use a multiple"
+        )
+
+
+def check_validation(cfg: DictConfig, dataset) -> None:
+    """Selection on validation needs validation images: ``data.val_per_class=0`` (the published
+    split, no validation) refuses it, unless the data set has its own val list."""
+    if cfg.train.select == "best_val" and cfg.data.val_per_class == 0 and "val" not in dataset.splits:
+        raise UserError(
+            "train.select=best_val needs validation images, but data.val_per_class=0 gives none; "
+            "set data.val_per_class (e.g. 20) or use train.select=last"
         )
 
 

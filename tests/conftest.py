@@ -134,6 +134,7 @@ def tiny(
         f"data.options={{num_classes: {classes}, image_size: {size}, "
         f"train_per_class: {train}, test_per_class: {test}}}",
         "data.batch_size=16",
+        "data.val_per_class=2",
         "model.name=small_cnn",
         "optim.warmup_epochs=0",
         "train.progress=false",

@@ -17,6 +17,7 @@ from lt_bench.data.base import (
 )
 from lt_bench.data.splits import (
     choose_shot_groups,
+    draw_validation,
     format_list_lines,
     indices_sha256,
     lines_sha256,
@@ -40,6 +41,7 @@ __all__ = [
     "TensorImages",
     "build_dataset",
     "choose_shot_groups",
+    "draw_validation",
     "long_tail_counts",
     "long_tail_split",
     "make_long_tail",
@@ -49,15 +51,27 @@ __all__ = [
 
 @dataclass
 class LongTailSplit:
-    """A long-tailed train set, the sample lines that name it, and its ``split.json`` manifest."""
+    """A long-tailed train set, the sample lines that name it, its ``split.json`` manifest, and the
+    validation images (None with ``val_per_class=0``) with a description for the record."""
 
     train: LabelledImages
     lines: list[str]
     manifest: dict
+    validation: LabelledImages | None = None
+    validation_described: str = "no validation set (data.val_per_class=0)"
 
     @property
     def counts(self) -> np.ndarray:
         return np.asarray(self.manifest["counts"])
+
+    def require_validation(self, needed_by: str) -> LabelledImages:
+        """The validation images, or a one-line error naming what needed them and the fix."""
+        if self.validation is None:
+            raise UserError(
+                f"{needed_by} selects on validation images, but data.val_per_class=0 gives none; "
+                "set data.val_per_class (e.g. 20) or select without validation"
+            )
+        return self.validation
 
 
 def sample_lines(data: LabelledImages, indices: np.ndarray) -> list[str]:
@@ -74,9 +88,15 @@ def long_tail_split(
     seed: int = 0,
     max_count: int | None = None,
     class_order=None,
-    grouping: str = "auto",
+    grouping: str = "absolute",
+    val_per_class: int = 20,
+    subset: str = "ldam",
 ) -> LongTailSplit:
-    """Draw (balanced sources) or read (list-file sources) the long-tailed train set."""
+    """Draw (balanced sources) or read (list-file sources) the long-tailed train set, and its
+    validation set: the data set's val list where it has one (ImageNet-LT, Places-LT), else
+    ``val_per_class`` images of every class drawn with the split seed (:func:`draw_validation`:
+    from the images the split left over; the head, used whole, gives them out of its training
+    images). Never the test set."""
     pool = source.load("train")
     name = source.info.name
     if not source.balanced:
@@ -89,15 +109,37 @@ def long_tail_split(
             )
         lines = format_list_lines(pool.samples)
         ratio_seen = float(counts.max() / max(counts.min(), 1))
+        val, described, record = _listed_validation(source)
         manifest = split_manifest(
-            name, ratio_seen, None, None, counts, lines_sha256(lines), grouping, source="list file"
+            name, ratio_seen, None, None, counts, lines_sha256(lines), grouping,
+            source="list file", validation=record,
         )
-        return LongTailSplit(pool, lines, manifest)
+        return LongTailSplit(pool, lines, manifest, val, described)
     ratio = source.default_ratio if ratio is None else ratio
     profile = source.default_profile if profile is None else profile
-    indices = make_long_tail(
-        pool.labels, ratio, profile, seed, max_count, class_order, source.info.num_classes
+    num_classes = source.info.num_classes
+    published = make_long_tail(
+        pool.labels, ratio, profile, seed, max_count, class_order, num_classes, subset
     )
+    val, described, record = _listed_validation(source)
+    indices = published
+    if val is None and val_per_class > 0:
+        indices, val_indices, taken = draw_validation(
+            pool.labels, published, val_per_class, seed, num_classes
+        )
+        val = pool.subset(val_indices)
+        described = (
+            f"{len(val_indices)} train-pool images, {val_per_class} per class, drawn with the split "
+            f"seed ({int(taken.sum())} out of the split's head: {_taken(taken)}; never the test set)"
+        )
+        record = {
+            "source": "train pool (left over by the split; the head's out of its split images)",
+            "per_class": int(val_per_class),
+            "counts": np.bincount(pool.labels[val_indices], minlength=num_classes).tolist(),
+            "taken_from_split": taken.tolist(),
+            "indices": val_indices.tolist(),
+            "sha256": indices_sha256(val_indices),
+        }
     train = pool.subset(indices)
     counts = train.class_counts()
     manifest = split_manifest(
@@ -108,48 +150,24 @@ def long_tail_split(
         counts,
         indices_sha256(indices),
         grouping,
-        max_count=int(counts.max()),
+        max_count=int(np.bincount(pool.labels[published], minlength=num_classes).max()),
         class_order=None if class_order is None else [int(c) for c in class_order],
+        subset=subset,
+        published_sha256=indices_sha256(published),
+        validation=record,
     )
-    return LongTailSplit(train, sample_lines(pool, indices), manifest)
+    return LongTailSplit(train, sample_lines(pool, indices), manifest, val, described)
 
 
-def validation_set(
-    source: SourceDataset, cfg, per_class: int = 20, seed: int = 0
-) -> tuple[LabelledImages, str]:
-    """Images for choosing hyperparameters or checkpoints, never the test set: the data set's own
-    val list where it has one (ImageNet-LT, Places-LT), else up to ``per_class`` images per class
-    from the train pool that the long-tailed split (``cfg.data``) left over (CIFAR-LT, MNIST-LT;
-    a class the split kept whole has none). Returns (images, a description for the record)."""
-    if "val" in source.splits:
-        return source.load("val"), "the data set's val split"
-    if not source.balanced:
-        raise UserError(
-            f"{source.info.name} has no val split and no left-over train images to validate on"
-        )
-    pool = source.load("train")
-    left_over = np.ones(len(pool), dtype=bool)
-    data = cfg.data
-    left_over[
-        make_long_tail(
-            pool.labels,
-            data.ratio,
-            data.profile,
-            data.split_seed,
-            data.max_count,
-            num_classes=source.info.num_classes,
-        )
-    ] = False
-    rng = np.random.default_rng(seed)
-    chosen = [
-        rng.permutation(np.flatnonzero(left_over & (pool.labels == c)))[:per_class]
-        for c in range(source.info.num_classes)
-    ]
-    chosen = np.sort(np.concatenate(chosen))
-    if len(chosen) == 0:
-        raise UserError(
-            "the long-tailed split left no train image over to validate on; lower data.max_count"
-        )
-    return pool.subset(
-        chosen
-    ), f"{len(chosen)} train-pool images left over by the split (never the test set)"
+def _taken(taken: np.ndarray) -> str:
+    shown = [f"class {c}: {n}" for c, n in enumerate(taken.tolist()) if n]
+    return ", ".join(shown) or "none"
+
+
+def _listed_validation(source: SourceDataset) -> tuple[LabelledImages | None, str, dict | None]:
+    """The data set's own val list, if it has one (kept as published)."""
+    if "val" not in source.splits:
+        return None, LongTailSplit.validation_described, None
+    val = source.load("val")
+    counts = np.bincount(val.labels, minlength=source.info.num_classes)
+    return val, "the data set's val split", {"source": "the data set's val split", "counts": counts.tolist()}

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from lt_bench import atomic
-from lt_bench.config import PROFILES
+from lt_bench.config import PROFILES, SUBSETS
 from lt_bench.data.groups import GROUPS, choose_shot_groups, relative_shot_groups, shot_groups
 from lt_bench.errors import UserError
 
@@ -34,8 +34,9 @@ def long_tail_counts(
 ) -> list[int]:
     """Per-class training-set sizes, class 0 the largest.
 
-    exp:    int(max_count * ratio ** (-i / (K - 1))), the CIFAR-LT formula (Cao et al., LDAM-DRW).
-    step:   the first K // 2 classes keep max_count, the rest get int(max_count / ratio).
+    exp:    int(max_count * (1 / ratio) ** (i / (K - 1))), the CIFAR-LT formula of LDAM-DRW
+            (kaidic/LDAM-DRW ``imbalance_cifar.py``, ``get_img_num_per_cls``), in its float order.
+    step:   the first K // 2 classes keep max_count, the rest get int(max_count * (1 / ratio)).
     pareto: ImageNet-LT style (Liu et al., 2019): the expected order statistics of a Pareto(shape)
             sample, i.e. its quantiles at (K - i - 0.5) / K, mapped affinely onto
             [max_count / ratio, max_count]; deterministic, no sampling noise.
@@ -48,10 +49,11 @@ def long_tail_counts(
     if num_classes == 1:
         counts = [int(max_count)]
     elif profile == "exp":
-        counts = [int(max_count * ratio ** (-i / (num_classes - 1))) for i in range(num_classes)]
+        imb_factor = 1.0 / ratio
+        counts = [int(max_count * imb_factor ** (i / (num_classes - 1.0))) for i in range(num_classes)]
     elif profile == "step":
         head = num_classes // 2
-        counts = [int(max_count)] * head + [int(max_count / ratio)] * (num_classes - head)
+        counts = [int(max_count)] * head + [int(max_count * (1.0 / ratio))] * (num_classes - head)
     else:
         rank_fraction = (np.arange(num_classes) + 0.5) / num_classes  # tail probability, head first
         quantiles = rank_fraction ** (-1.0 / pareto_shape)  # Pareto(shape, x_m=1) inverse survival
@@ -75,12 +77,22 @@ def make_long_tail(
     max_count: int | None = None,
     class_order: Sequence[int] | None = None,
     num_classes: int | None = None,
+    subset: str = "ldam",
 ) -> np.ndarray:
     """Sorted indices into a (roughly balanced) labelled set that form a long-tailed subset.
 
-    Class ``class_order[i]`` receives the i-th largest count (default: class id order). Each class's
-    indices are shuffled with one ``numpy.random.default_rng(seed)``, visited in class-id order, and
-    the first n_c kept: the same seed gives the same indices on any machine.
+    Class ``class_order[i]`` receives the i-th largest count (default: class id order). The classes
+    are visited in class-id order; each class's indices (ascending) are shuffled and the first n_c
+    kept. ``subset`` names the generator:
+
+    - ``ldam`` (default): numpy's legacy generator seeded once with ``seed``
+      (``np.random.seed(seed)``; ``np.random.shuffle`` per class), which is LDAM-DRW's procedure
+      (kaidic/LDAM-DRW ``imbalance_cifar.py``, ``gen_imbalanced_data``, seed 0) reused by most later
+      CIFAR-LT code: with ``seed=0`` on CIFAR-10/100 these are the literature's images.
+    - ``default_rng``: one ``numpy.random.default_rng(seed)`` permutation per class (lt-bench's
+      selection before it followed LDAM-DRW; same counts, other images).
+
+    The same seed gives the same indices on any machine.
     """
     labels = np.asarray(labels, dtype=np.int64)
     num_classes = int(labels.max()) + 1 if num_classes is None else num_classes
@@ -102,12 +114,63 @@ def make_long_tail(
             f"class {c} needs {wanted[c]} images but the data has {available[c]}; "
             f"lower --max-count to at most {int(available.min())}"
         )
-    rng = np.random.default_rng(seed)
+    if subset not in SUBSETS:
+        raise UserError(f"unknown subset {subset!r}; choose one of: {', '.join(SUBSETS)}")
     chosen = []
-    for c in range(num_classes):
-        members = np.flatnonzero(labels == c)
-        chosen.append(rng.permutation(members)[: wanted[c]])
+    if subset == "ldam":
+        legacy = np.random.RandomState(seed)
+        for c in range(num_classes):
+            members = np.flatnonzero(labels == c)
+            legacy.shuffle(members)
+            chosen.append(members[: wanted[c]])
+    else:
+        rng = np.random.default_rng(seed)
+        for c in range(num_classes):
+            members = np.flatnonzero(labels == c)
+            chosen.append(rng.permutation(members)[: wanted[c]])
     return np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
+
+
+VALIDATION_STREAM = 0x76616C  # "val": the validation draw's stream of the split seed
+
+
+def draw_validation(
+    labels: Sequence[int] | np.ndarray,
+    train: np.ndarray,
+    per_class: int,
+    seed: int = 0,
+    num_classes: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``per_class`` validation images of every class, disjoint from the long-tailed ``train``
+    indices, drawn with the split seed (its own stream, so the train draw is untouched).
+
+    A class takes its validation images from the pool images the split left over; a class the
+    split used (nearly) whole -- the head, whose every image is in the split -- takes the shortfall
+    out of its own training images. So only such classes lose training images, and every other
+    class keeps exactly the split's images. Returns (train indices less validation, validation
+    indices, per-class number taken out of the split), all sorted / in class order.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    num_classes = int(labels.max()) + 1 if num_classes is None else num_classes
+    in_train = np.zeros(len(labels), dtype=bool)
+    in_train[train] = True
+    rng = np.random.default_rng([seed, VALIDATION_STREAM])
+    chosen, taken = [], np.zeros(num_classes, dtype=np.int64)
+    for c in range(num_classes):
+        members = labels == c
+        left_over = rng.permutation(np.flatnonzero(members & ~in_train))[:per_class]
+        short = per_class - len(left_over)
+        used = np.flatnonzero(members & in_train)
+        if short > 0 and short >= len(used):
+            raise UserError(
+                f"class {c} has {int(members.sum())} images, too few for {per_class} validation "
+                "images and at least one training image; lower data.val_per_class"
+            )
+        from_train = rng.permutation(used)[:short] if short > 0 else used[:0]
+        taken[c] = len(from_train)
+        chosen += [left_over, from_train]
+    val = np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
+    return np.setdiff1d(train, val), val, taken
 
 
 # ----------------------------------------------------------------------------- list files

@@ -11,7 +11,6 @@ import torch
 import torch.nn as nn
 from omegaconf import DictConfig
 
-from lt_bench.data import validation_set
 from lt_bench.errors import UserError
 from lt_bench.eval.accuracy import per_class_accuracy
 from lt_bench.options import at_least, option_ranges
@@ -42,11 +41,10 @@ class TauNormalization(Stage):
     name = "tau_norm"
     display = "tau-norm"
 
-    @option_ranges(taus=at_least(0), val_per_class=at_least(1))
+    @option_ranges(taus=at_least(0))
     @dataclass
     class Options:
         taus: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(21)])
-        val_per_class: int = 20
 
     def check(self, setup: Setup, cfg: DictConfig) -> None:
         if not self.options.taus:
@@ -57,9 +55,8 @@ class TauNormalization(Stage):
                 f"tau_norm needs a linear classifier; this run's is {setup.network.classifier_info()['kind']}: "
                 "use --stage crt, lws or ncm"
             )
-        self.validation, self.described = validation_set(
-            setup.source, cfg, self.options.val_per_class
-        )
+        self.validation = setup.split.require_validation("stage tau_norm")
+        self.described = setup.split.validation_described
 
     def fit(self, setup: Setup, cfg: DictConfig, run: RunDir) -> dict:
         network, num_classes = setup.network, setup.source.info.num_classes

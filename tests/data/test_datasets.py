@@ -31,7 +31,7 @@ def test_fake_cifar10_through_torchvision_loader(fake_cifar10):
     assert len(test) == 40 and train.info.class_names[3] == "class3"
     # The loader keeps each image with its label (the fake stamps the label into pixel 0, channel 0).
     assert np.array_equal(train.images[:, 0, 0, 0].numpy(), train.labels)
-    split = long_tail_split(source, ratio=10, seed=0)
+    split = long_tail_split(source, ratio=10, seed=0, val_per_class=0)
     assert split.counts.tolist() == long_tail_counts(10, 30, 10)
     assert np.array_equal(split.train.images[:, 0, 0, 0].numpy(), split.train.labels)
     assert split.manifest["sha256"] and len(split.lines) == split.manifest["total"]
@@ -42,7 +42,7 @@ def test_fake_cifar100_through_torchvision_loader(fake_cifar100):
     train = source.load("train")
     assert len(train) == 600 and train.class_counts().tolist() == [6] * 100
     assert train.info.class_names[:2] == ["fine0", "fine1"]
-    split = long_tail_split(source, ratio=6, profile="step", seed=1)
+    split = long_tail_split(source, ratio=6, profile="step", seed=1, val_per_class=0)
     assert split.counts.tolist() == [6] * 50 + [1] * 50
 
 
@@ -90,7 +90,7 @@ def test_new_pareto_split_from_an_imagefolder_tree(tmp_path):
     write_jpeg_tree(tmp_path, [20] * 6, "train")
     source = build_dataset("imagefolder", root=tmp_path / "train")
     assert source.info.num_classes == 6 and source.info.class_names[0] == "class000"
-    split = long_tail_split(source, ratio=10, profile="pareto", seed=0)
+    split = long_tail_split(source, ratio=10, profile="pareto", seed=0, val_per_class=0)
     assert split.counts.tolist() == long_tail_counts(6, 20, 10, "pareto")
     assert split.counts[0] == 20 and split.counts[-1] == 2
     # The written list reads back through the list-file loader.
@@ -112,7 +112,7 @@ def test_mnist_lt_holdout_is_balanced_and_disjoint():
     assert train.images.shape[1:] == (1, 28, 28)
     train_set = {bytes(img.numpy()) for img in train.images}
     assert not any(bytes(img.numpy()) in train_set for img in test.images[:200])
-    split = long_tail_split(source, ratio=100, seed=0)
+    split = long_tail_split(source, ratio=100, seed=0, val_per_class=0)
     assert split.counts.tolist() == long_tail_counts(10, 400, 100)
 
 

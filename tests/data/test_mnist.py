@@ -32,7 +32,7 @@ def test_fake_idx_files_load_with_labels_paired(tmp_path, name, gz):
 def test_torchvision_layout_and_the_long_tail(tmp_path):
     root = tmp_path / "tv"
     write_idx_files(root / "FashionMNIST" / "raw", train_per_class=30, gz=False)
-    split = long_tail_split(build_dataset("fashion_mnist", root=str(root)), ratio=10)
+    split = long_tail_split(build_dataset("fashion_mnist", root=str(root)), ratio=10, val_per_class=0)
     # CIFAR-LT formula, max count 30 (the pool's): int(30 * 10^(-i/9)).
     assert split.manifest["counts"] == [30, 23, 17, 13, 10, 8, 6, 5, 3, 3]
 
@@ -86,7 +86,7 @@ def test_the_real_fashion_mnist_files():
     assert source.split_sizes() == {"train": 60000, "test": 10000}
     test = source.load("test")
     assert test.class_counts().tolist() == [1000] * 10
-    split = long_tail_split(source, ratio=100)
+    split = long_tail_split(source, ratio=100, val_per_class=0)
     assert split.manifest["total"] == 14886
     assert split.manifest["counts"][0] == 6000 and split.manifest["counts"][-1] == 60
     assert source.info.class_names[:2] == ["T-shirt/top", "Trouser"]
