@@ -23,6 +23,7 @@ data:
   options: {num_classes: 4, image_size: 8, train_per_class: 20, test_per_class: 5}
   ratio: 4
   batch_size: 16
+  val_per_class: 2
 model: {name: small_cnn}
 optim: {lr: 0.05, warmup_epochs: 0}
 train: {progress: false}

@@ -8,7 +8,7 @@ import yaml
 
 from lt_bench.cli import main
 from lt_bench.errors import UserError
-from lt_bench.study import arm_key, choose, draw, load_study, trial_points, trial_score
+from lt_bench.study import arm_key, choose, draw, edges, load_study, trial_points, trial_score
 from tests.test_sweep import BASE
 
 STUDY = """
@@ -22,7 +22,6 @@ grid:
   seed: [0, 1]
 tune:
   trials: 2
-  seed: 0
   space:
     optim.lr: {log_uniform: [0.01, 0.2]}
   space_by_method:
@@ -45,17 +44,134 @@ SPACE = {
 }
 
 
-def test_draws_are_a_pure_function_of_study_arm_and_trial():
-    first = draw("s", "method.name=sar", 0, SPACE)
-    assert first == draw("s", "method.name=sar", 0, SPACE)
-    assert first != draw("s", "method.name=sar", 1, SPACE)
-    assert first != draw("s", "method.name=none", 0, SPACE)
-    assert first != draw("other", "method.name=sar", 0, SPACE)
+def test_draws_are_a_pure_function_of_study_key_and_trial():
+    first = draw("s", 0, SPACE, "sar")
+    assert first == draw("s", 0, SPACE, "sar")
+    assert first != draw("s", 1, SPACE, "sar")
+    assert first == draw("s", 0, SPACE, "none")  # shared keys: the method does not matter
+    assert first != draw("other", 0, SPACE, "sar")
+    # A key's value does not depend on the other keys searched with it.
+    assert draw("s", 3, {"a": SPACE["a"]}, "sar")["a"] == draw("s", 3, SPACE, "sar")["a"]
     for trial in range(50):
-        values = draw("s", "arm", trial, SPACE)
+        values = draw("s", trial, SPACE, "x")
         assert 0.01 <= values["a"] <= 0.2 and -1 <= values["b"] <= 1
         assert isinstance(values["c"], int) and 2 <= values["c"] <= 5 and values["d"] in "xyz"
-    assert {draw("s", "arm", t, SPACE)["c"] for t in range(50)} == {2, 3, 4, 5}  # both ends
+    assert {draw("s", t, SPACE, "x")["c"] for t in range(50)} == {2, 3, 4, 5}  # both ends
+
+
+def test_method_keys_draw_one_stream_per_method():
+    own = {"t": {"log_uniform": [0.01, 1.0]}}
+    space = {**SPACE, **own}
+    sar = [draw("s", k, space, "sar", own) for k in range(8)]
+    center = [draw("s", k, space, "center", own) for k in range(8)]
+    assert [v["a"] for v in sar] == [v["a"] for v in center]  # shared key: common
+    assert [v["t"] for v in sar] != [v["t"] for v in center]  # own key: per method
+
+
+CRN_STUDY = """
+name: crn
+base: base.yaml
+fixed: {optim.epochs: 1}
+arms:
+  - {method.name: none}
+  - {method.name: sar}
+  - {method.name: sar, loss.name: balanced_softmax}
+  - {method.name: center}
+grid:
+  seed: [0, 1, 2]
+tune:
+  space:
+    optim.lr: {log_uniform: [0.01, 0.2]}
+    optim.weight_decay: {log_uniform: [1.0e-5, 1.0e-3]}
+  space_by_method:
+    sar: {method.trade_off: {log_uniform: [0.01, 1.0]}}
+    center: {method.weight: {log_uniform: [0.001, 0.1]}}
+"""
+
+
+def test_arms_receive_identical_shared_draws_per_trial(tmp_path):
+    """Common random numbers: trial k has the same lr and weight decay in every arm, the same
+    trade-off in both sar arms; 8 trials per arm by default, trained with seed 1000."""
+    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "s.yaml").write_text(CRN_STUDY)
+    trials = trial_points(load_study(tmp_path / "s.yaml"), tmp_path / "runs")
+    by_arm: dict = {}
+    for trial in trials:
+        by_arm.setdefault(trial.arm, []).append(trial)
+    assert len(by_arm) == 4 and {len(t) for t in by_arm.values()} == {8}
+    for k in range(8):
+        row = [arm[k] for arm in by_arm.values()]
+        assert len({(t.values["optim.lr"], t.values["optim.weight_decay"]) for t in row}) == 1
+        lrs = {t.point.cfg.optim.lr for t in row}
+        assert lrs == {row[0].values["optim.lr"]}
+        sar = [t for t in row if t.point.cfg.method.name == "sar"]
+        assert (
+            len(sar) == 2 and sar[0].values["method.trade_off"] == sar[1].values["method.trade_off"]
+        )
+        assert all(t.point.cfg.seed == 1000 for t in row)
+    assert len({t.values["optim.lr"] for t in by_arm["method.name=none"]}) == 8
+
+
+def test_finals_never_reuse_a_trial_seed(tmp_path):
+    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "s.yaml").write_text(CRN_STUDY.replace("tune:\n", "tune:\n  seed: 2\n"))
+    with pytest.raises(UserError, match="final runs use seed 2, the tuning trials' seed"):
+        trial_points(load_study(tmp_path / "s.yaml"), tmp_path / "runs")
+    # No seed in the grid: the finals use the base config's seed (0), refused as tune.seed too.
+    (tmp_path / "t.yaml").write_text(
+        CRN_STUDY.replace("  seed: [0, 1, 2]", "  data.ratio: [4]").replace(
+            "tune:\n", "tune:\n  seed: 0\n"
+        )
+    )
+    with pytest.raises(UserError, match="final runs use seed 0"):
+        trial_points(load_study(tmp_path / "t.yaml"), tmp_path / "runs")
+
+
+def test_grid_strategy_gives_every_arm_the_same_grid(tmp_path):
+    (tmp_path / "base.yaml").write_text(BASE)
+    study = CRN_STUDY.split("tune:")[0] + (
+        "tune:\n  strategy: grid\n  space:\n    optim.lr: {choice: [0.01, 0.05, 0.1]}\n"
+        "    optim.weight_decay: {choice: [1.0e-4, 5.0e-4]}\n"
+    )
+    (tmp_path / "s.yaml").write_text(study)
+    loaded = load_study(tmp_path / "s.yaml")
+    assert loaded.tune.trials == 6
+    trials = trial_points(loaded, tmp_path / "runs")
+    grids = {}
+    for trial in trials:
+        grids.setdefault(trial.arm, []).append(trial.values)
+    assert len(grids) == 4 and all(g == grids["method.name=none"] for g in grids.values())
+    assert len({tuple(v.values()) for v in grids["method.name=none"]}) == 6
+    (tmp_path / "bad.yaml").write_text(
+        study.replace("{choice: [0.01, 0.05, 0.1]}", "{log_uniform: [0.01, 0.1]}")
+    )
+    with pytest.raises(UserError, match="a grid needs a choice list"):
+        load_study(tmp_path / "bad.yaml")
+
+
+def test_tuning_without_validation_is_refused(tmp_path):
+    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "s.yaml").write_text(
+        CRN_STUDY.replace(
+            "fixed: {optim.epochs: 1}", "fixed: {optim.epochs: 1, data.val_per_class: 0}"
+        )
+    )
+    with pytest.raises(UserError, match="tuning: train.select=best_val needs validation images"):
+        trial_points(load_study(tmp_path / "s.yaml"), tmp_path / "runs")
+
+
+def test_edge_choices_are_flagged():
+    record = {
+        "space": {"optim.lr": {"log_uniform": [0.01, 0.2]}},
+        "space_by_method": {"sar": {"method.trade_off": {"choice": [0.0, 0.1, 1.0]}}},
+    }
+    assert edges({"optim.lr": 0.19}, record) == ["optim.lr=0.19 at the high end of [0.01, 0.2]"]
+    assert edges({"optim.lr": 0.05}, record) == []
+    assert edges({"optim.lr": 0.0105}, record)[0].endswith("at the low end of [0.01, 0.2]")
+    assert edges({"method.trade_off": 1.0}, record) == [
+        "method.trade_off=1.0 at an end of [0.0, 0.1, 1.0]"
+    ]
+    assert edges({"method.trade_off": 0.1}, record) == []
 
 
 def test_a_tuned_sweep_runs_trials_then_finals_and_reruns_nothing(study_file, tmp_path, capsys):
@@ -80,8 +196,17 @@ def test_a_tuned_sweep_runs_trials_then_finals_and_reruns_nothing(study_file, tm
         method = yaml.safe_load((folder / "config.yaml").read_text())["method"]["name"]
         arm = next(a for a in record["arms"] if a["arm"] == f"method.name={method}")
         assert final["tuned"] == arm["chosen"]
+        assert (
+            final["tuned"]["trial_seed"]
+            == 1000
+            != yaml.safe_load((folder / "config.yaml").read_text())["seed"]
+        )
         config = (folder / "config.yaml").read_text()
         assert f"lr: {arm['chosen']['values']['optim.lr']}" in config
+    trial_dirs = {t["run_dir"] for arm in record["arms"] for t in arm["trials"]}
+    trial_ids = {t["run_id"] for arm in record["arms"] for t in arm["trials"]}
+    assert trial_dirs.isdisjoint(p.name for p in finals)  # a final and a trial never share a run
+    assert all(not p.name.endswith(tuple(trial_ids)) for p in finals)
 
     stamps = {p: p.stat().st_mtime_ns for p in runs.rglob("final.json")}
     assert main(["sweep", str(study_file), "--runs-dir", str(runs)]) == 0
@@ -150,7 +275,7 @@ def test_an_arm_keeps_its_own_values_and_tunes_at_the_given_point(tmp_path):
     (tmp_path / "s.yaml").write_text(
         STUDY.replace("  - {method.name: sar}", "  - {method.name: sar, method.trade_off: 0}")
         .replace("  seed: [0, 1]", "  seed: [0, 1]\n  data.ratio: [2, 4]")
-        .replace("  seed: 0\n", "  seed: 0\n  at: {data.ratio: 4}\n")
+        .replace("  trials: 2\n", "  trials: 2\n  at: {data.ratio: 4}\n")
     )
     trials = trial_points(load_study(tmp_path / "s.yaml"), tmp_path / "runs")
     assert len(trials) == 4  # 2 arms x 2 trials: the ratio is not an arm, it is fixed at 4

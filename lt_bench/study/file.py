@@ -14,8 +14,9 @@ A study file (``experiments/studies/*.yaml``)::
       seed: [0, 1, 2]
     slurm: {partition: gpu, time_min: 240, gpus: 1, cpus: 8}   # optional
     stages: [crt, tau_norm]             # optional second stages on every finished run
-    tune:                               # optional: equal-budget random search (lt_bench.study.tune)
-      trials: 8
+    tune:                               # optional: equal-budget search (lt_bench.study.tune)
+      trials: 8                         # random draws per arm (default 8), common to all arms
+      seed: 1000                        # the trials' training seed, never a final's (default 1000)
       space: {optim.lr: {log_uniform: [0.01, 0.2]}}
 
 Reading a study needs no torch: ``lt-bench sweep --status`` stays fast.
@@ -36,7 +37,10 @@ from lt_bench.config import load_config
 from lt_bench.errors import UserError
 
 STUDY_KEYS = ("name", "base", "fixed", "arms", "grid", "slurm", "stages", "tune")
-TUNE_KEYS = ("trials", "seed", "space", "space_by_method", "at")
+TUNE_KEYS = ("trials", "seed", "strategy", "space", "space_by_method", "at")
+STRATEGIES = ("random", "grid")
+DEFAULT_TRIALS = 8  # per arm: enough that one lucky draw cannot decide a row
+DEFAULT_TUNE_SEED = 1000  # the trials' training seed: apart from the finals' seeds (0, 1, 2, ...)
 SLURM_KEYS = ("partition", "time_min", "gpus", "cpus")
 DISTRIBUTIONS = ("log_uniform", "uniform", "int_uniform", "choice")
 # Trials per arm: each is a run, and every trial is resolved by --status; a typo such as 1e9
@@ -46,13 +50,15 @@ MAX_TRIALS = 1000
 
 @dataclass
 class Tuning:
-    """A study's ``tune:`` section: ``trials`` random draws per arm from the space."""
+    """A study's ``tune:`` section: ``trials`` draws per arm from the space (``random``, common
+    random numbers across arms), or every combination of ``choice`` lists (``grid``)."""
 
-    trials: int
-    seed: int = 0
+    trials: int = DEFAULT_TRIALS
+    seed: int = DEFAULT_TUNE_SEED
     space: dict = field(default_factory=dict)
     space_by_method: dict = field(default_factory=dict)
     at: dict = field(default_factory=dict)
+    strategy: str = "random"
 
 
 @dataclass
@@ -256,12 +262,20 @@ def parse_tuning(raw: dict, path: Path) -> Tuning:
     if not isinstance(raw, dict):
         raise UserError(f"{where} must be a mapping with trials and space")
     _check_keys(raw, TUNE_KEYS, f"{where} has")
-    trials = raw.get("trials")
-    if not _whole(trials) or not 1 <= trials <= MAX_TRIALS:
+    strategy = raw.get("strategy", "random")
+    if strategy not in STRATEGIES:
+        raise UserError(f"{where}.strategy={strategy!r} must be one of: {', '.join(STRATEGIES)}")
+    trials = raw.get("trials", DEFAULT_TRIALS if strategy == "random" else None)
+    if strategy == "grid" and trials is not None:
+        raise UserError(
+            f"{where}.trials is set, but a grid strategy runs every combination of the space's "
+            "choice lists; remove tune.trials"
+        )
+    if strategy == "random" and (not _whole(trials) or not 1 <= trials <= MAX_TRIALS):
         raise UserError(
             f"{where}.trials={trials!r} must be an integer from 1 to {MAX_TRIALS} (trials per arm)"
         )
-    seed = raw.get("seed", 0)
+    seed = raw.get("seed", DEFAULT_TUNE_SEED)
     if not _whole(seed) or seed < 0:
         raise UserError(
             f"{where}.seed={seed!r} must be an integer >= 0 (the trials' training seed)"
@@ -277,8 +291,20 @@ def parse_tuning(raw: dict, path: Path) -> Tuning:
     for searched in (space, *by_method.values()):
         for key, spec in searched.items():
             _check_distribution(path, key, spec)
+    if strategy == "grid":
+        for searched in (space, *by_method.values()):
+            for key, spec in searched.items():
+                if next(iter(spec)) != "choice":
+                    raise UserError(
+                        f"{where}: a grid needs a choice list for every key; {key!r} has "
+                        f"{next(iter(spec))}: write {{choice: [...]}} or use strategy: random"
+                    )
+        sizes = [len(spec["choice"]) for spec in (*space.values(),)]
+        trials = math.prod(sizes)
+        if trials > MAX_TRIALS:
+            raise UserError(f"{where}: the grid has {trials} combinations, more than {MAX_TRIALS}")
     at = _mapping(raw.get("at"), f"{where}.at", "{data.ratio: 100}")
-    return Tuning(trials, seed, space, by_method, at)
+    return Tuning(trials, seed, space, by_method, at, strategy)
 
 
 def _check_distribution(path: Path, key: str, spec) -> None:

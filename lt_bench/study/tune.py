@@ -1,28 +1,40 @@
-"""Equal-budget random search, selected on validation only (as DomainBed does for its field).
+"""Equal-budget search with common random numbers, selected on validation only (as DomainBed
+does for its field).
 
 A study's ``tune:`` section::
 
     tune:
-      trials: 8                 # per arm, the same for every arm
-      seed: 0                   # the training seed of the trials
+      trials: 8                 # per arm, the same for every arm (default 8)
+      seed: 1000                # the trials' training seed (default 1000); no final may use it
+      strategy: random          # random (default) | grid (every combination of choice lists)
       space:                    # shared by every arm
         optim.lr: {log_uniform: [0.01, 0.2]}
       space_by_method:          # added for arms of that method
         sar: {method.trade_off: {log_uniform: [0.01, 1.0]}}
       at: {data.ratio: 100}     # optional: tune at these values; the choice serves every grid value
 
+**Common random numbers.** Trial k of every arm gets the same value of every key the arms share
+(``space``): a key's value is a pure function of the study name, the key and k, drawn from its own
+stream. A method's own keys (``space_by_method``) use one stream per method, shared by every arm
+of that method (``sar`` and ``sar + balanced_softmax`` see the same trade-offs). So a difference
+between two arms' trial k comes from the method alone, never from one arm's luckier learning rate;
+and adding a key to the space leaves the other keys' draws unchanged. ``grid`` runs every
+combination of the keys' ``choice`` lists, in the same order for every arm.
+
 A key an arm sets itself (``sar`` with ``method.trade_off: 0``) is not searched in that arm.
 An *arm* is one combination of the study's arms and grid values other than the seed (and the
 keys ``at`` fixes for the trials: with ``at: {data.ratio: 100}`` the values chosen at ratio 100
-serve every ratio of the grid). A study first runs ``trials`` random draws per arm under
-``<runs>/tune/``; a draw is a pure function of the study name, the arm and the trial number, so
-reruns are idempotent. Each trial is scored by the balanced accuracy on the validation set (the
-data set's val list, or train images the long-tailed split left over; never the test set) of the
-epoch the study reports (the last, unless the study selects ``best_val``). Then the grid's seeds
-run with each arm's best values (ties: the earlier trial), and each final run's ``final.json``
-records where its values came from. ``tune/tuning.json`` keeps the whole search: space, every
-trial's values and score, the choice and the budget (trials x epochs) of each arm, which must be
-equal across arms.
+serve every ratio of the grid). Trials run under ``<runs>/tune/`` with the training seed
+``tune.seed``, which no final run may use (a study whose finals would is refused): the finals are
+fresh seeds, never the run the choice was made on. Each trial is scored by the balanced accuracy on
+the validation set (``data.val_per_class`` images of every class, or the data set's val list;
+never the test set) of the epoch the study reports (the last, unless the study selects
+``best_val``). Then the grid's seeds run with each arm's best values (ties: the earlier trial), and
+each final run's ``final.json["tuned"]`` records the trial, its values, its score and its seed.
+``tune/tuning.json`` keeps the whole search: space, strategy, every trial's values and score, the
+choice and the budget (trials x epochs) of each arm, which must be equal across arms; ``tuning.md``
+lines the trials up by index across arms, shows each arm's spread over its trials, and flags a
+choice on the edge of the search space.
 
 Trials of an arm whose draws are equal (an arm whose space is empty because it sets every searched
 key itself, or a small ``choice``) resolve to one config, hence one run folder: that run is trained
@@ -33,6 +45,7 @@ numbers), so the record still lists ``trials`` draws per arm and the budget coun
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -47,6 +60,7 @@ from lt_bench.study.file import DISTRIBUTIONS, Study, Tuning, combinations, reso
 from lt_bench.study.points import Point
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 __all__ = [
@@ -56,6 +70,8 @@ __all__ = [
     "arm_key",
     "choose",
     "draw",
+    "edges",
+    "grid_values",
     "record_frame",
     "record_markdown",
     "record_source",
@@ -76,24 +92,43 @@ def arm_key(overrides: dict, at: dict | None = None) -> str:
     return ", ".join(shown) or "all"
 
 
-def draw(study_name: str, arm: str, trial: int, space: dict) -> dict:
-    """One trial's values: a pure function of the study, the arm and the trial number."""
+def _stream(*parts) -> np.random.Generator:
     import numpy as np  # only a tuned study pays for numpy
 
-    digest = hashlib.sha256(f"{study_name}|{arm}|{trial}".encode()).digest()
-    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
-    values = {}
-    for key in sorted(space):
-        kind, args = next(iter(space[key].items()))
-        if kind == "log_uniform":
-            values[key] = float(math.exp(rng.uniform(math.log(args[0]), math.log(args[1]))))
-        elif kind == "uniform":
-            values[key] = float(rng.uniform(args[0], args[1]))
-        elif kind == "int_uniform":
-            values[key] = int(rng.integers(args[0], args[1], endpoint=True))
-        else:
-            values[key] = args[int(rng.integers(len(args)))]
-    return values
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def _sample(spec: dict, rng):
+    kind, args = next(iter(spec.items()))
+    if kind == "log_uniform":
+        return float(math.exp(rng.uniform(math.log(args[0]), math.log(args[1]))))
+    if kind == "uniform":
+        return float(rng.uniform(args[0], args[1]))
+    if kind == "int_uniform":
+        return int(rng.integers(args[0], args[1], endpoint=True))
+    return args[int(rng.integers(len(args)))]
+
+
+def draw(study_name: str, trial: int, space: dict, method: str, own: dict | None = None) -> dict:
+    """Trial ``trial``'s values, key by key, each from its own stream: a shared key's stream is
+    (study, key, trial), the same for every arm; a key of ``own`` (the method's space) uses
+    (study, method, key, trial), the same for every arm of that method."""
+    own = own or {}
+    return {
+        key: _sample(space[key], _stream(study_name, method, key, trial))
+        if key in own
+        else _sample(space[key], _stream(study_name, key, trial))
+        for key in sorted(space)
+    }
+
+
+def grid_values(space: dict) -> list[dict]:
+    """Every combination of the space's ``choice`` lists, keys sorted, last key fastest."""
+    keys = sorted(space)
+    return [
+        dict(zip(keys, combo)) for combo in itertools.product(*(space[k]["choice"] for k in keys))
+    ]
 
 
 @dataclass
@@ -124,17 +159,24 @@ def trial_points(study: Study, runs_dir: str | Path) -> list[Trial]:
             f"study {study.name}: tune.space_by_method names method {unused[0]!r}, which no arm "
             f"uses (the arms' methods: {', '.join(sorted(set(methods.values())))})"
         )
+    _check_fresh_seeds(study, runs_dir)
     trials, budgets = [], {}
     for key, arm in arms.items():
         method = methods[key]
-        space = {**tuning.space, **tuning.space_by_method.get(method, {})}
+        own = tuning.space_by_method.get(method, {})
+        space = {**tuning.space, **own}
         space = {k: v for k, v in space.items() if k not in arm}  # an arm's own values stay fixed
+        if tuning.strategy == "grid":
+            draws = grid_values(space)
+        else:
+            draws = [draw(study.name, n, space, method, own) for n in range(tuning.trials)]
         budgets[key] = 0
-        for number in range(tuning.trials):
-            values = draw(study.name, key, number, space)
+        for number, values in enumerate(draws):
             overrides = {**arm, **tuning.at, **values}
             overrides.update({"seed": tuning.seed, "train.select": "best_val"})
             cfg = resolve(study, overrides, tuning_dir(runs_dir))
+            if cfg.data.val_per_class == 0:
+                _check_validation(cfg)
             budgets[key] += cfg.optim.epochs
             trials.append(Trial(key, arm, number, values, Point(overrides, cfg)))
     if len(set(budgets.values())) > 1:
@@ -144,6 +186,35 @@ def trial_points(study: Study, runs_dir: str | Path) -> list[Trial]:
             "the same optim.epochs and keep optim.epochs out of the search space"
         )
     return trials
+
+
+def _check_validation(cfg) -> None:
+    """Tuning selects on validation: refuse ``data.val_per_class=0`` unless the data set has its
+    own val list (only then does this import the data registry, hence torch)."""
+    from lt_bench.data import DATASETS
+    from lt_bench.validate import check_validation
+
+    try:
+        check_validation(cfg, DATASETS.get(cfg.data.name))
+    except UserError as err:
+        raise UserError(f"tuning: {err}") from None
+
+
+def _check_fresh_seeds(study: Study, runs_dir: str | Path) -> None:
+    """Finals on seeds the tuning never used: refuse a study whose final runs train with the
+    trials' seed (its seed-``tune.seed`` final would be the chosen trial itself)."""
+    base_seed = None
+    for overrides in combinations(study):
+        seed = overrides.get("seed")
+        if seed is None:
+            base_seed = resolve(study, {}, runs_dir).seed if base_seed is None else base_seed
+            seed = base_seed
+        if seed == study.tune.seed:
+            raise UserError(
+                f"study {study.name}: final runs use seed {seed}, the tuning trials' seed "
+                f"(tune.seed); finals must be seeds the tuning never used: set tune.seed to a "
+                "seed outside the grid's seeds (default 1000)"
+            )
 
 
 def trial_score(run_dir: str | Path, select: str) -> float | None:
@@ -193,10 +264,12 @@ def write_record(
             "trial": trial.number,
             "values": trial.values,
             "run_id": run_id(trial.point.cfg),
+            "trial_seed": study.tune.seed,
             "val_balanced": scores[trials.index(trial)],
         }
     record = {
         "study": study.name,
+        "strategy": study.tune.strategy,
         "trials_per_arm": study.tune.trials,
         "seed": study.tune.seed,
         "space": study.tune.space,
@@ -207,6 +280,36 @@ def write_record(
     }
     atomic.write_json(tuning_dir(runs_dir) / "tuning.json", record)
     return record
+
+
+EDGE = 0.1  # a chosen value in the outer 10% of its range (log scale for log_uniform) is flagged
+
+
+def edges(values: dict, record: dict) -> list[str]:
+    """The chosen values that sit on the edge of the search space: the best may lie outside it."""
+    specs = {**record["space"]}
+    for extra in record["space_by_method"].values():
+        specs.update(extra)
+    flagged = []
+    for key, value in values.items():
+        kind, args = next(iter(specs.get(key, {"choice": []}).items()))
+        if kind in ("log_uniform", "uniform"):
+            scale = math.log if kind == "log_uniform" else float
+            low, high = scale(args[0]), scale(args[1])
+            where = (scale(value) - low) / (high - low) if high > low else 0.5
+            if where < EDGE or where > 1 - EDGE:
+                end = "low" if where < EDGE else "high"
+                flagged.append(f"{key}={_shown(value)} at the {end} end of [{args[0]}, {args[1]}]")
+        elif kind == "int_uniform" and args[1] > args[0] and value in args:
+            flagged.append(f"{key}={value} at an end of [{args[0]}, {args[1]}]")
+        elif kind == "choice" and len(args) >= 3 and all(_number(a) for a in args):
+            if value in (min(args), max(args)):
+                flagged.append(f"{key}={value} at an end of {args}")
+    return flagged
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def record_source(run_dir: str | Path, choice: dict) -> None:
@@ -221,7 +324,7 @@ def _shown(value) -> str:
 
 
 def record_frame(record: dict) -> pd.DataFrame:
-    """Every trial as one CSV row: arm, trial, values, validation score, chosen."""
+    """Every trial as one CSV row: arm, trial, values, validation score, chosen, the trial seed."""
     import pandas as pd
 
     rows = []
@@ -235,6 +338,7 @@ def record_frame(record: dict) -> pd.DataFrame:
                     **trial["values"],
                     "val_balanced": trial["val_balanced"],
                     "chosen": trial["trial"] == chosen,
+                    "trial_seed": record["seed"],
                     "budget_epochs": arm["budget_epochs"],
                     "run_dir": trial["run_dir"],
                 }
@@ -243,34 +347,105 @@ def record_frame(record: dict) -> pd.DataFrame:
 
 
 def record_markdown(record: dict) -> str:
-    """tuning.md: the space, the budget per arm, every trial, and each arm's choice."""
-    lines = [_record_summary(record), "", _record_space(record), ""]
-    lines += [
-        "| Arm | Trial | Values | Val. balanced acc. | Budget (epochs) |",
-        "|---|---|---|---|---|",
-    ]
-    for arm in record["arms"]:
-        chosen = (arm.get("chosen") or {}).get("trial")
-        for trial in arm["trials"]:
-            values = ", ".join(f"{k}={_shown(v)}" for k, v in trial["values"].items())
-            score = "–" if trial["val_balanced"] is None else f"{trial['val_balanced']:.4f}"
-            mark = "**" if trial["trial"] == chosen else ""
-            lines.append(
-                f"| {arm['arm']} | {trial['trial']} | {mark}{values}{mark} | {mark}{score}{mark} | "
-                f"{arm['budget_epochs']} |"
-            )
+    """tuning.md: the search, each arm's choice with its spread over trials and edge flags, the
+    shared draws per trial, then every arm's scores lined up by trial index."""
+    lines = [_record_summary(record), "", _record_space(record), "", *_choices(record), ""]
+    lines += [*_shared_draws(record), "", *_scores_by_trial(record), ""]
     budgets = {arm["budget_epochs"] for arm in record["arms"]}
-    lines += [
-        "",
-        f"Budget per arm: {', '.join(map(str, sorted(budgets)))} epochs (equal: {len(budgets) == 1}). Bold: the chosen trial.",
-    ]
+    lines.append(
+        f"Budget per arm: {', '.join(map(str, sorted(budgets)))} epochs (equal: "
+        f"{len(budgets) == 1}). Bold: the chosen trial."
+    )
     return "\n".join(lines) + "\n"
 
 
+def _scores(arm: dict) -> list[float]:
+    return [t["val_balanced"] for t in arm["trials"] if t["val_balanced"] is not None]
+
+
+def _choices(record: dict) -> list[str]:
+    lines = [
+        "| Arm | Chosen trial | Chosen values | Val. balanced acc. | Spread over trials (min – max) | Edge of the space |",
+        "|---|---|---|---|---|---|",
+    ]
+    for arm in record["arms"]:
+        chosen, scores = arm.get("chosen"), _scores(arm)
+        spread = f"{min(scores):.4f} – {max(scores):.4f}" if scores else "–"
+        if chosen is None:
+            lines.append(f"| {arm['arm']} | – | – | – | {spread} | – |")
+            continue
+        values = ", ".join(f"{k}={_shown(v)}" for k, v in chosen["values"].items()) or "–"
+        flagged = "; ".join(edges(chosen["values"], record)) or "–"
+        lines.append(
+            f"| {arm['arm']} | {chosen['trial']} | {values} | {chosen['val_balanced']:.4f} | "
+            f"{spread} | {flagged} |"
+        )
+    return lines
+
+
+def _shared_keys(record: dict) -> list[str]:
+    return sorted(record["space"])
+
+
+def _shared_draws(record: dict) -> list[str]:
+    """The shared values of each trial index: the same for every arm that searches the key."""
+    keys = _shared_keys(record)
+    if not keys:
+        return []
+    per_trial: dict[int, dict] = {}
+    for arm in record["arms"]:
+        for trial in arm["trials"]:
+            row = per_trial.setdefault(trial["trial"], {})
+            for key in keys:
+                if key in trial["values"]:
+                    row.setdefault(key, trial["values"][key])
+    lines = [
+        "Shared draws (common random numbers: trial k has these values in every arm that searches the key):",
+        "",
+        "| Trial | " + " | ".join(f"`{k}`" for k in keys) + " |",
+        "|---|" + "---|" * len(keys),
+    ]
+    for number in sorted(per_trial):
+        row = per_trial[number]
+        lines.append(f"| {number} | " + " | ".join(_shown(row.get(k, "–")) for k in keys) + " |")
+    return lines
+
+
+def _scores_by_trial(record: dict) -> list[str]:
+    numbers = sorted({t["trial"] for arm in record["arms"] for t in arm["trials"]})
+    shared = set(_shared_keys(record))
+    lines = [
+        "Validation balanced accuracy of every trial, by trial index (a method's own values in brackets):",
+        "",
+        "| Arm | " + " | ".join(str(n) for n in numbers) + " |",
+        "|---|" + "---|" * len(numbers),
+    ]
+    for arm in record["arms"]:
+        chosen = (arm.get("chosen") or {}).get("trial")
+        cells = {}
+        for trial in arm["trials"]:
+            score = "–" if trial["val_balanced"] is None else f"{trial['val_balanced']:.4f}"
+            own = ", ".join(
+                f"{k.rpartition('.')[2]}={_shown(v)}"
+                for k, v in trial["values"].items()
+                if k not in shared
+            )
+            cell = f"{score} ({own})" if own else score
+            cells[trial["trial"]] = f"**{cell}**" if trial["trial"] == chosen else cell
+        lines.append(f"| {arm['arm']} | " + " | ".join(cells.get(n, "–") for n in numbers) + " |")
+    return lines
+
+
 def _record_summary(record: dict) -> str:
+    strategy = record.get("strategy", "random")
+    kind = (
+        "Grid search (every combination of the choice lists)"
+        if strategy == "grid"
+        else "Random search with common random numbers (trial k draws the same shared values in every arm)"
+    )
     return (
-        f"Random search, {record['trials_per_arm']} trials per arm, training seed "
-        f"{record['seed']}"
+        f"{kind}, {record['trials_per_arm']} trials per arm, training seed {record['seed']} "
+        "(no final run uses it)"
         + "".join(f", at {k}={v}" for k, v in (record.get("at") or {}).items())
         + f", selected on {record['selected_on']}; the chosen values serve every run of the arm."
     )
