@@ -1,7 +1,10 @@
 """Base losses and class re-weighting; any of them combines with any regularizer.
 
 Every loss takes ``(logits, targets, weight=None)`` where ``weight`` is an optional per-class
-weight vector (class-balanced or DRW), applied as a weighted mean like ``F.cross_entropy``.
+weight vector (class-balanced or DRW, from :class:`Reweighting`). Each loss follows one reference
+file, named in its docstring, and applies ``weight`` exactly as that file does; a loss whose
+reference takes no weight applies it as ``ce`` does. ``tests/test_losses_reference.py`` holds a
+transcription of every reference and compares each loss, and its gradient, with it.
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ class BaseLoss(nn.Module):
 
     def __init__(self, class_counts: Sequence[int]):
         super().__init__()
-        counts = torch.as_tensor(np.asarray(class_counts), dtype=torch.float32)
-        self.register_buffer("log_prior", torch.log(counts / counts.sum()))
+        counts = torch.as_tensor(np.asarray(class_counts), dtype=torch.float64)
+        self.register_buffer("log_prior", torch.log(counts / counts.sum()).float())
 
     def forward(
         self, logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None
@@ -43,14 +46,30 @@ class BaseLoss(nn.Module):
 
 
 @LOSSES.register("ce")
+@option_ranges(weighting=one_of("weighted_mean", "batch_mean"))
 class CrossEntropy(BaseLoss):
+    """Cross-entropy. With class weights it follows kaidic/LDAM-DRW cifar_train.py,
+    ``nn.CrossEntropyLoss(weight=per_cls_weights)``: sum_i w_yi CE_i / sum_i w_yi.
+    ``weighting=batch_mean`` follows richardaecn/class-balanced-loss src/cifar_main.py instead
+    (``loss_type='softmax'``: ``tf.losses.softmax_cross_entropy`` with per-sample weights w_yi,
+    reduced by the number of non-zero weights): sum_i w_yi CE_i / batch size."""
+
+    def __init__(self, class_counts, weighting: str = "weighted_mean"):
+        super().__init__(class_counts)
+        self.weighting = weighting
+
     def forward(self, logits, targets, weight=None):
+        if weight is not None and self.weighting == "batch_mean":
+            return F.cross_entropy(logits, targets, weight=weight, reduction="none").mean()
         return F.cross_entropy(logits, targets, weight=weight)
 
 
 @LOSSES.register("balanced_softmax")
 class BalancedSoftmax(BaseLoss):
-    """Ren et al., NeurIPS 2020: cross-entropy on logits + log n_c."""
+    """Ren et al., NeurIPS 2020: cross-entropy on logits + log n_c, as
+    jiawei-ren/BalancedMetaSoftmax-Classification loss/BalancedSoftmaxLoss.py
+    (``balanced_softmax_loss``; log n_c and log n_c/n give the same softmax). The reference takes
+    no class weights; given some, they are applied as ``ce`` applies them (no reference)."""
 
     def forward(self, logits, targets, weight=None):
         return F.cross_entropy(logits + self.log_prior, targets, weight=weight)
@@ -59,29 +78,38 @@ class BalancedSoftmax(BaseLoss):
 @LOSSES.register("logit_adjust")
 @option_ranges(tau=at_least(0))
 class LogitAdjustment(BaseLoss):
-    """Menon et al., ICLR 2021: cross-entropy on logits + tau * log prior."""
+    """Menon et al., ICLR 2021: cross-entropy on logits + log(prior^tau + 1e-12), as
+    google-research/google-research logit_adjustment/utils.py (``build_loss_fn`` with
+    ``use_la_loss``; ``base_probs`` the training class frequencies). The reference takes no class
+    weights; given some, they are applied as ``ce`` applies them (no reference)."""
 
     def __init__(self, class_counts, tau: float = 1.0):
         super().__init__(class_counts)
         self.tau = tau
+        counts = np.asarray(class_counts, dtype=np.float64)
+        adjustment = np.log((counts / counts.sum()) ** tau + 1e-12)
+        self.register_buffer("adjustment", torch.as_tensor(adjustment, dtype=torch.float32))
 
     def forward(self, logits, targets, weight=None):
-        return F.cross_entropy(logits + self.tau * self.log_prior, targets, weight=weight)
+        return F.cross_entropy(logits + self.adjustment, targets, weight=weight)
 
 
 @LOSSES.register("ldam")
 @option_ranges(max_margin=greater_than(0), scale=greater_than(0))
 class LDAM(BaseLoss):
-    """Cao et al., NeurIPS 2019: margins proportional to n_c^(-1/4), largest ``max_margin``, on
-    cosine logits. The cosine classifier applies the scale s (``scale``), so the logits here are
-    s cos; the margin is subtracted in the same units: s (cos_y - m_y)."""
+    """Cao et al., NeurIPS 2019, as kaidic/LDAM-DRW losses.py (``LDAMLoss``): margins
+    proportional to n_c^(-1/4), largest ``max_margin``, on cosine logits; class weights as its
+    ``F.cross_entropy(..., weight=self.weight)``. The cosine classifier applies the scale s
+    (``scale``), so the logits here are s cos; the margin is subtracted in the same units:
+    s (cos_y - m_y)."""
 
     classifier = "cosine"
 
     def __init__(self, class_counts, max_margin: float = 0.5, scale: float = 30.0):
         super().__init__(class_counts)
-        margins = torch.as_tensor(np.asarray(class_counts), dtype=torch.float32) ** -0.25
-        self.register_buffer("margins", margins * (max_margin / margins.max()))
+        margins = 1.0 / np.sqrt(np.sqrt(np.asarray(class_counts, dtype=np.float64)))
+        margins = margins * (max_margin / margins.max())
+        self.register_buffer("margins", torch.as_tensor(margins, dtype=torch.float32))
         self.scale = self.cosine_scale = scale
 
     def forward(self, logits, targets, weight=None):
@@ -90,25 +118,55 @@ class LDAM(BaseLoss):
 
 
 @LOSSES.register("focal")
-@option_ranges(gamma=at_least(0))
+@option_ranges(gamma=at_least(0), weighting=one_of("ldam_drw", "weighted_mean"))
 class Focal(BaseLoss):
-    """Lin et al., ICCV 2017: (1 - p_y)^gamma * CE; gamma 1 as in LDAM-DRW's comparison."""
+    """Softmax focal loss (1 - p)^gamma * CE as kaidic/LDAM-DRW losses.py (``FocalLoss``; gamma 1
+    as its cifar_train.py). Class weights enter as there: the per-sample weighted CE
+    l_i = w_yi CE_i, then (1 - exp(-l_i))^gamma * l_i, averaged over the batch.
+    ``weighting=weighted_mean`` is a departure kept from earlier lt-bench: the alpha-balanced form
+    w_yi (1 - p_yi)^gamma CE_i with the model's p_yi, divided by sum_i w_yi."""
+
+    def __init__(self, class_counts, gamma: float = 1.0, weighting: str = "ldam_drw"):
+        super().__init__(class_counts)
+        self.gamma, self.weighting = gamma, weighting
+
+    def forward(self, logits, targets, weight=None):
+        if weight is None or self.weighting == "ldam_drw":
+            ce = F.cross_entropy(logits, targets, weight=weight, reduction="none")
+            return ((1 - torch.exp(-ce)) ** self.gamma * ce).mean()
+        ce = F.cross_entropy(logits, targets, reduction="none")
+        w = weight[targets]
+        return (w * (1 - torch.exp(-ce)) ** self.gamma * ce).sum() / w.sum()
+
+
+@LOSSES.register("sigmoid_focal")
+@option_ranges(gamma=at_least(0))
+class SigmoidFocal(BaseLoss):
+    """Cui et al., CVPR 2019, class-balanced focal loss as richardaecn/class-balanced-loss
+    src/cifar_main.py (``focal_loss``, ``loss_type='focal'``; gamma 1 as its default): one
+    sigmoid per class, alpha = w_yi on every class of sample i, summed and divided by the batch
+    size. gamma 0 is its ``loss_type='sigmoid'``. Not done here: that file's classifier starts its
+    bias at -log(C - 1) and leaves the bias out of weight decay."""
 
     def __init__(self, class_counts, gamma: float = 1.0):
         super().__init__(class_counts)
         self.gamma = gamma
 
     def forward(self, logits, targets, weight=None):
-        ce = F.cross_entropy(logits, targets, reduction="none")
-        focal = (1 - torch.exp(-ce)) ** self.gamma * ce
-        if weight is None:
-            return focal.mean()
-        w = weight[targets]
-        return (w * focal).sum() / w.sum()
+        labels = F.one_hot(targets, logits.shape[1]).to(logits.dtype)
+        bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+        # (1 - p_t)^gamma as the reference writes it, exp(-gamma y x - gamma log(1 + e^-x)).
+        modulator = torch.exp(self.gamma * (F.logsigmoid(logits) - labels * logits))
+        loss = modulator * bce
+        if weight is not None:
+            loss = weight[targets, None] * loss
+        return loss.sum() / labels.sum()
 
 
 def class_balanced_weights(class_counts: Sequence[int], beta: float = 0.9999) -> torch.Tensor:
-    """Cui et al., CVPR 2019: (1 - beta) / (1 - beta^n_c), normalised to sum to the class count."""
+    """Cui et al., CVPR 2019: (1 - beta) / (1 - beta^n_c), normalised to sum to the class count,
+    as kaidic/LDAM-DRW cifar_train.py (``per_cls_weights``) and richardaecn/class-balanced-loss
+    src/cifar_main.py (``main``) both compute them."""
     counts = np.asarray(class_counts, dtype=np.float64)
     weights = (1.0 - beta) / (1.0 - np.power(beta, counts))
     return torch.as_tensor(weights / weights.sum() * len(counts), dtype=torch.float32)
@@ -120,8 +178,12 @@ def class_balanced_weights(class_counts: Sequence[int], beta: float = 0.9999) ->
     drw_epoch=at_least(0),
 )
 class Reweighting:
-    """Per-class loss weights by epoch: ``none``, ``cb`` (always), ``drw`` (cb from ``drw_epoch`` on).
-    Its options sit in the config's ``loss`` section beside the base loss's own."""
+    """Per-class loss weights by epoch, as kaidic/LDAM-DRW cifar_train.py: ``none``, ``cb`` (its
+    ``train_rule='Reweight'``: class-balanced weights always), ``drw`` (its ``train_rule='DRW'``:
+    from ``drw_epoch`` on; before, its beta 0 gives all-one weights, the same loss as none).
+    The base loss decides how the weights enter (Cui et al.'s own CB losses: ``ce`` with
+    ``weighting=batch_mean`` and ``sigmoid_focal``). Its options sit in the config's ``loss``
+    section beside the base loss's own."""
 
     def __init__(
         self,

@@ -56,14 +56,24 @@ def test_class_balanced_weights_and_drw_switch():
     )
 
 
-def test_weighted_losses_are_weighted_means():
-    logits, y = torch.randn(8, 4), torch.tensor([0, 1, 2, 3] * 2)
+def test_weighted_losses_reduce_as_their_references():
+    """ce: sum w_y CE / sum w_y (LDAM-DRW's nn.CrossEntropyLoss(weight)), or / batch size with
+    weighting=batch_mean (Cui et al.); focal with gamma 0: mean of w_y CE (LDAM-DRW's FocalLoss),
+    or the weighted mean with weighting=weighted_mean. The batch is imbalanced so that the two
+    reductions differ (tests/test_losses_reference.py compares each with its reference)."""
+    logits, y = torch.randn(8, 4), torch.tensor([0, 0, 0, 0, 0, 1, 2, 3])
     w = class_balanced_weights(COUNTS)
-    assert build_loss("ce", COUNTS)(logits, y, w).item() == pytest.approx(
-        F.cross_entropy(logits, y, weight=w).item()
+    weighted_mean = F.cross_entropy(logits, y, weight=w).item()
+    batch_mean = (w[y] * F.cross_entropy(logits, y, reduction="none")).mean().item()
+    assert abs(weighted_mean / batch_mean - 1) > 0.1
+    assert build_loss("ce", COUNTS)(logits, y, w).item() == pytest.approx(weighted_mean, rel=1e-6)
+    assert build_loss("ce", COUNTS, weighting="batch_mean")(logits, y, w).item() == pytest.approx(
+        batch_mean, rel=1e-6
     )
     focal = build_loss("focal", COUNTS, gamma=0.0)(logits, y, w)
-    assert focal.item() == pytest.approx(F.cross_entropy(logits, y, weight=w).item(), rel=1e-6)
+    assert focal.item() == pytest.approx(batch_mean, rel=1e-6)
+    focal = build_loss("focal", COUNTS, gamma=0.0, weighting="weighted_mean")(logits, y, w)
+    assert focal.item() == pytest.approx(weighted_mean, rel=1e-6)
 
 
 def test_sampler_class_probabilities():
