@@ -15,7 +15,11 @@ from lt_bench.errors import UserError
 from lt_bench.report import write_report
 from lt_bench.report.collect import collect
 from lt_bench.report.compare import (
+    aggregate_improvement,
     aggregate_iqm,
+    aggregates,
+    comparison_markdown,
+    comparisons,
     iqm,
     paired_difference,
     stratified_bootstrap_iqm,
@@ -36,8 +40,14 @@ def fake_run(runs, overrides: list[str], seed: int, top1: float, few: float, **e
     return folder
 
 
+def table_lines(path) -> str:
+    """The table of a Markdown file, without the caption under it (tests/report/test_captions.py
+    checks captions)."""
+    return "".join(line for line in path.read_text().splitlines(True) if line.startswith("|"))
+
+
 def table_rows(path) -> list[str]:
-    return [line.split(" | ")[0].lstrip("| ") for line in path.read_text().splitlines()[2:] if line]
+    return [line.split(" | ")[0].lstrip("| ") for line in table_lines(path).splitlines()[2:]]
 
 
 def test_a_grid_over_method_options_gives_one_row_per_setting(tmp_path):
@@ -55,7 +65,7 @@ def test_a_grid_over_method_options_gives_one_row_per_setting(tmp_path):
             0.3,
         )
     write_report(runs, tmp_path / "out", figures=False)
-    assert (tmp_path / "out" / "main_table.md").read_text() == (
+    assert table_lines(tmp_path / "out" / "main_table.md") == (
         "| Method | mnist_lt@100 All | mnist_lt@100 Many | mnist_lt@100 Medium | mnist_lt@100 Few | Seeds |\n"
         "|---|---|---|---|---|---|\n"
         "| none | 40.5 ± 0.7 | **90.0 ± 0.0** | **50.0 ± 0.0** | 0.0 ± 0.0 | 2 |\n"
@@ -112,10 +122,13 @@ def test_paired_t_interval_by_hand():
     assert result["n"] == 3 and result["mean"] == pytest.approx(0.15)
     assert result["low"] == pytest.approx(0.15 - half, abs=1e-6)
     assert result["high"] == pytest.approx(0.15 + half, abs=1e-6)
-    assert result["p_improvement"] == 1.0 and result["excludes_zero"] is True
-    # A win, a tie and a loss: probability of improvement (1 + 0.5 + 0) / 3.
+    assert result["excludes_zero"] is True
+    # Every seed won; over all 9 pairs one is a tie (0.50 and 0.50): P(improvement) 8.5 / 9.
+    assert result["seeds_won"] == 1.0 and result["p_improvement"] == pytest.approx(8.5 / 9)
+    # A win, a tie and a loss: (1 + 0.5 + 0) / 3 seeds won; each 0.5 against 0.4, 0.5, 0.6 too.
     mixed = paired_difference([0.5, 0.5, 0.5], [0.4, 0.5, 0.6])
-    assert mixed["mean"] == pytest.approx(0.0) and mixed["p_improvement"] == pytest.approx(0.5)
+    assert mixed["mean"] == pytest.approx(0.0) and mixed["seeds_won"] == pytest.approx(0.5)
+    assert mixed["p_improvement"] == pytest.approx(0.5)
     assert mixed["excludes_zero"] is False
     single = paired_difference([0.6], [0.5])
     assert math.isnan(single["low"]) and single["excludes_zero"] is False
@@ -139,14 +152,17 @@ def test_the_comparison_table_pairs_seeds_with_the_matching_baseline(tmp_path):
     )
     bs = table[(table.row == "sar + balanced_softmax") & (table.metric == "top1")].iloc[0]
     assert bs.baseline == "none + balanced_softmax"  # same loss, never the CE baseline
-    assert bs["mean"] == pytest.approx(0.026667, abs=1e-6) and bs.p_improvement == pytest.approx(
-        2 / 3
-    )
+    assert bs["mean"] == pytest.approx(0.026667, abs=1e-6)
+    assert bs.seeds_won == pytest.approx(2 / 3) and bs.p_improvement == pytest.approx(6 / 9)
     assert bool(bs.excludes_zero) is False
     few = table[(table.row == "sar") & (table.metric == "few")].iloc[0]
     assert few["mean"] == pytest.approx(0.015)  # the smallest non-empty shot group
     markdown = (tmp_path / "out" / "comparison_table.md").read_text()
-    assert "| mnist_lt@100 | sar | none | top-1 | +15.0* | [+2.6, +27.4] | 1.00 | 3 |" in markdown
+    # sar's 0.50 ties none's 0.50: P(improvement) 8.5 / 9 over the pairs, though every seed won.
+    assert (
+        "| mnist_lt@100 | sar | none | top-1 | +15.0* | [+2.6, +27.4] | 0.94 | 1.00 | 3 |"
+        in markdown
+    )
     assert "95% paired t interval" in markdown
     assert "## Paired comparisons" in (tmp_path / "out" / "report.md").read_text()
 
@@ -197,6 +213,103 @@ def test_aggregate_normalises_each_task(tmp_path):
     assert aggregate.loc["sar", "iqm"] == pytest.approx(1.0)
     assert aggregate.loc["sar", "runs"] == 4 and aggregate.loc["sar", "tasks"] == 2
     assert json.loads(collect(runs).settings.iloc[0])["data.ratio"] in ("10", "100")
+
+
+def test_the_fraction_of_seeds_won_is_not_called_the_probability_of_improvement(tmp_path):
+    """Seeds 0, 1, 2: the row wins 2 of 3 seed pairs but only 5 of the 9 pairs of runs (0.5 and
+    0.6 beat 0.45 only), so the two statistics differ and each keeps its own name."""
+    runs = tmp_path / "runs"
+    for seed, (none, sar) in enumerate([(0.45, 0.5), (0.7, 0.6), (0.8, 0.9)]):
+        fake_run(runs, ["method.name=none"], seed, none, 0.1)
+        fake_run(runs, ["method.name=sar"], seed, sar, 0.1)
+    write_report(runs, tmp_path / "out", figures=False)
+    table = pd.read_csv(tmp_path / "out" / "comparison_table.csv")
+    top1 = table[table.metric == "top1"].iloc[0]
+    assert top1.p_improvement == pytest.approx(5 / 9) and top1.seeds_won == pytest.approx(2 / 3)
+    markdown = (tmp_path / "out" / "comparison_table.md").read_text()
+    assert "| P(improvement) | Seeds won | Seeds |" in markdown
+    assert (
+        "| mnist_lt@100 | sar | none | top-1 | +1.7 | [-24.2, +27.5] | 0.56 | 0.67 | 3 |"
+        in markdown
+    )
+    caption = markdown.split("\n")[0]
+    assert "P(improvement): rliable's probability of improvement" in caption
+    assert "P(X > Y) + ½ P(X = Y) over all N × N pairs" in caption
+    assert "Seeds won: the fraction of seeds" in caption
+    assert "probability of improvement (the fraction" not in markdown.lower()
+    latex = (tmp_path / "out" / "comparison_table.tex").read_text()
+    assert r"P(improvement) & Seeds won & Seeds \\" in latex
+    assert "% P(improvement): rliable's probability of improvement" in latex
+    assert "% Seeds won: fraction of seeds" in latex
+
+
+def two_tasks(runs, seeds=(0, 1, 2)):
+    """none and sar on mnist_lt@10 and @100; P(improvement) of sar 8/9 on @10, 3/9 on @100."""
+    scores = {
+        10: ([0.40, 0.45, 0.50], [0.48, 0.60, 0.70]),
+        100: ([0.80, 0.82, 0.84], [0.81, 0.83, 0.79]),
+    }
+    for ratio, (none, sar) in scores.items():
+        for seed in seeds:
+            fake_run(runs, ["method.name=none", f"data.ratio={ratio}"], seed, none[seed], 0.1)
+            fake_run(runs, ["method.name=sar", f"data.ratio={ratio}"], seed, sar[seed], 0.1)
+    return collect(runs)
+
+
+def test_probability_of_improvement_across_tasks_with_its_interval(tmp_path):
+    collected = two_tasks(tmp_path / "runs")
+    improvement = aggregate_improvement(collected).set_index("row")
+    assert list(improvement.index) == ["sar"]  # the baseline gets no record of its own
+    sar = improvement.loc["sar"]
+    assert sar.baseline == "none" and sar.tasks == 2 and sar.runs == 6 and sar.baseline_runs == 6
+    assert sar.p_improvement == pytest.approx((8 / 9 + 3 / 9) / 2)
+    assert sar.low < sar.p_improvement < sar.high and sar.note is None
+    assert (sar.low, sar.high) == tuple(aggregate_improvement(collected).loc[0, ["low", "high"]])
+    # --baseline sar: none is now the row, sar the baseline.
+    chosen = aggregate_improvement(collected, baseline="sar").set_index("row")
+    assert chosen.loc["none", "p_improvement"] == pytest.approx(1 - (8 / 9 + 3 / 9) / 2)
+
+    both = aggregates(collected).set_index("row")
+    assert both.loc["sar", "p_improvement"] == pytest.approx(11 / 18)
+    assert both.loc["sar", "iqm_low"] < both.loc["sar", "iqm"] < both.loc["sar", "iqm_high"]
+    markdown = comparison_markdown(comparisons(collected), aggregates(collected))
+    assert "| Row | IQM | 95% CI | Runs | Baseline | P(improvement) | 95% CI |" in markdown
+    line = next(x for x in markdown.splitlines() if x.startswith("| sar | "))
+    assert line.count("[") == 2 and "| none | 0.611 |" in line
+    assert "50,000 resamples" in markdown and "–: no interval" not in markdown
+
+
+@pytest.mark.parametrize(
+    "ratios, seeds, reason",
+    [
+        ((100,), (0, 1, 2), "one data set @ ratio"),
+        ((10, 100), (0,), "one run per data set @ ratio"),
+    ],
+)
+def test_no_interval_with_one_task_or_one_run_per_task(tmp_path, ratios, seeds, reason):
+    runs = tmp_path / "runs"
+    for ratio in ratios:
+        for seed in seeds:
+            none, sar = [0.4, 0.5, 0.6][seed], [0.5, 0.55, 0.6][seed]
+            fake_run(runs, ["method.name=none", f"data.ratio={ratio}"], seed, none, 0.1)
+            fake_run(runs, ["method.name=sar", f"data.ratio={ratio}"], seed, sar, 0.1)
+    collected = collect(runs)
+    both = aggregates(collected).set_index("row")
+    assert both.iqm.notna().all() and both.iqm_low.isna().all() and both.iqm_high.isna().all()
+    assert set(both.note) == {f"no interval: {reason}"}
+    assert both.loc["sar", "p_improvement"] == pytest.approx(
+        1.0 if len(seeds) == 1 else 6 / 9  # one seed: 0.5 > 0.4; three: 1.5 + 2 + 2.5 of 9
+    )
+    assert math.isnan(both.loc["sar", "p_improvement_low"])
+    assert both.loc["sar", "improvement_note"] == f"no interval: {reason}"
+    markdown = comparison_markdown(comparisons(collected), both.reset_index())
+    assert "[" not in markdown.split("Across all data sets")[1]  # no interval printed
+    assert markdown.endswith(f"\n\n–: no interval: {reason}.\n")
+    report = tmp_path / "out"
+    write_report(runs, report, figures=False)
+    aggregate = pd.read_csv(report / "comparison_aggregate.csv")
+    assert aggregate.iqm_low.isna().all() and set(aggregate.note) == {f"no interval: {reason}"}
+    assert f"–: no interval: {reason}." in (report / "comparison_table.md").read_text()
 
 
 def test_tuned_arms_are_compared_with_the_none_arm_of_their_loss(tmp_path):

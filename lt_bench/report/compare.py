@@ -1,23 +1,49 @@
-"""Paired comparisons with uncertainty: each row against its baseline, seed by seed.
+"""Paired comparisons with uncertainty: each row against its baseline, seed by seed, and rliable's
+aggregates across data sets.
 
 For every data set @ ratio and every row, the difference to the row's baseline (by default the
 ``none`` row with the same loss and otherwise the same settings; ``--baseline LABEL`` picks
-another), paired by seed, for top-1 and for the smallest non-empty shot group:
+another), over the N seeds both rows ran, for top-1 and for the smallest non-empty shot group:
 
-- the mean difference over the seeds both rows ran;
-- a 95% paired t interval, mean +- t(0.975, n - 1) * sd / sqrt(n) (with 3 seeds t = 4.30: the
-  interval is wide, and it should look it; a bootstrap over 3 seeds would be falsely narrow);
-- the probability of improvement: the fraction of seeds where the row beats the baseline, ties
-  counting one half (rliable's statistic, paired by seed);
-- ``*`` when the interval excludes zero.
+- the mean difference;
+- a 95% paired t interval, mean +- t(0.975, N - 1) * sd / sqrt(N), sd the sample std of the
+  differences (with 3 seeds t = 4.30: the interval is wide, and it should look it; a bootstrap over
+  3 seeds would be falsely narrow); ``*`` when it excludes zero;
+- the probability of improvement as rliable defines it: P(X > Y) + 0.5 P(X = Y) for a run X of the
+  row and a run Y of the baseline, over all N x N pairs (the Mann-Whitney U statistic / N^2);
+  one task, so no interval;
+- the fraction of seeds won: seeds where the row beats the baseline's run of the same seed, ties
+  counting one half. A paired statistic, and not rliable's: it differs from the probability of
+  improvement whenever a row's worse seed still beats the baseline's better one.
 
-And, per row across all data sets and ratios of a report, the interquartile mean (IQM) of
-normalised top-1 with a 95% stratified-bootstrap interval, as rliable computes them (Agarwal et
-al., NeurIPS 2021): runs are resampled with replacement within each task, the IQM (25% trimmed
-mean over all runs and tasks) is taken of each resample, and the interval is the 2.5 and 97.5
-percentiles. Top-1 is normalised per data set @ ratio by min-max over the row means there (0: the
-worst row, 1: the best), so every task weighs the same. (rliable itself is not a dependency: its
-1.2.0 pins arch < 8, and arch 7 fails to import with pandas 3.)
+And, per row across all data sets @ ratio of a report (each one a task), as rliable computes them
+(Agarwal et al., NeurIPS 2021):
+
+- the interquartile mean (IQM, the 25% trimmed mean over all runs and tasks) of top-1 normalised
+  per task by min-max over the row means there (0: the worst row, 1: the best), so every task
+  weighs the same, with a 95% stratified-bootstrap percentile interval: runs resampled with
+  replacement within each task, 50,000 resamples;
+- the probability of improvement over the row's baseline averaged over tasks, with a 95%
+  stratified independent bootstrap interval (the row's and the baseline's runs resampled
+  independently within each task).
+
+No interval is printed with one task or one run per task: resampling one run gives no spread, and
+resampling the 3 runs of one task gives an interval far narrower than what a new set of seeds
+would show.
+
+References (google-research/rliable at 3ccd9f4dea577a04d3d2b557f259aac08badbd81):
+``rliable/metrics.py`` (``aggregate_iqm``: ``scipy.stats.trim_mean(scores, 0.25, axis=None)``;
+``probability_of_improvement``: ``scipy.stats.mannwhitneyu(x, y, alternative='greater')`` /
+(n_x n_y) per task, 0.5 where a task's scores are equal, averaged over tasks) and
+``rliable/library.py`` (``get_interval_estimates``: ``reps=50000``,
+``confidence_interval_size=0.95``, ``method='percentile'``; a score matrix is resampled by
+``StratifiedBootstrap``, a pair of matrices by ``StratifiedIndependentBootstrap``; both draw run
+indices of the matrix's shape and index ``scores[indices, task]``). The percentile interval is
+arch's ``IIDBootstrap.conf_int`` (bashtage/arch ``arch/bootstrap/base.py``):
+``np.percentile(values, [2.5, 97.5])``. rliable itself is not a dependency: its 1.2.0 pins
+arch < 8, and arch 7 fails to import with pandas 3. rliable draws from NumPy's global RandomState;
+here the draws come from a seeded ``np.random.Generator``, so intervals agree with rliable's in
+distribution, not draw by draw.
 """
 
 from __future__ import annotations
@@ -33,11 +59,18 @@ from lt_bench.errors import UserError
 
 GROUPS = ("few", "medium", "many")  # the smallest non-empty shot group is the first with values
 INTERVAL = "95% paired t interval over seeds"
+RESAMPLES = 50_000  # rliable's get_interval_estimates(reps=50000)
+CONFIDENCE = 0.95  # rliable's confidence_interval_size
+PERCENTILES = (100 * (1 - CONFIDENCE) / 2, 100 * (1 + CONFIDENCE) / 2)  # 2.5, 97.5
+NO_INTERVAL = "no interval"
 
 
 def paired_difference(row: np.ndarray, baseline: np.ndarray) -> dict:
-    """Mean difference, 95% paired t interval and probability of improvement of seed pairs."""
-    diff = np.asarray(row, dtype=float) - np.asarray(baseline, dtype=float)
+    """Over seed pairs (``row[i]`` and ``baseline[i]`` share a seed): the mean difference, its 95%
+    paired t interval, rliable's probability of improvement and the fraction of seeds won."""
+    row = np.asarray(row, dtype=float)
+    baseline = np.asarray(baseline, dtype=float)
+    diff = row - baseline
     n = len(diff)
     mean = float(diff.mean()) if n else math.nan
     if n >= 2:
@@ -45,15 +78,16 @@ def paired_difference(row: np.ndarray, baseline: np.ndarray) -> dict:
         low, high = mean - half, mean + half
     else:
         low = high = math.nan
-    improvement = float(np.mean((diff > 0) + 0.5 * (diff == 0))) if n else math.nan
-    excludes_zero = bool(n >= 2 and (low > 0 or high < 0))
+    improvement = probability_of_improvement(row[:, None], baseline[:, None]) if n else math.nan
+    won = float(np.mean((diff > 0) + 0.5 * (diff == 0))) if n else math.nan
     return {
         "n": n,
         "mean": mean,
         "low": low,
         "high": high,
         "p_improvement": improvement,
-        "excludes_zero": excludes_zero,
+        "seeds_won": won,
+        "excludes_zero": bool(n >= 2 and (low > 0 or high < 0)),
     }
 
 
@@ -75,13 +109,17 @@ def smallest_group(runs: pd.DataFrame) -> str | None:
     return None
 
 
-def comparisons(runs: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
-    """One record per (data set, row, metric): the paired difference to the row's baseline."""
-    done = runs[runs.status == "done"]
+def _check_baseline(done: pd.DataFrame, baseline: str | None) -> None:
     if baseline is not None and baseline not in set(done.label):
         raise UserError(
             f"--baseline {baseline!r} is not a row of this report; rows: {', '.join(sorted(set(done.label)))}"
         )
+
+
+def comparisons(runs: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
+    """One record per (data set, row, metric): the paired difference to the row's baseline."""
+    done = runs[runs.status == "done"]
+    _check_baseline(done, baseline)
     records = []
     for dataset, subset in done.groupby("dataset", sort=False):
         group = smallest_group(subset)
@@ -109,64 +147,185 @@ def comparisons(runs: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame
     return pd.DataFrame(records)
 
 
+# ----------------------------------------------------------------------------- rliable's statistics
+
+
 def iqm(scores: np.ndarray) -> float:
     """Interquartile mean: the mean of the middle 50% of all scores (runs x tasks)."""
     return float(stats.trim_mean(np.asarray(scores).ravel(), proportiontocut=0.25))
+
+
+def _wins(scores_x: np.ndarray, scores_y: np.ndarray) -> np.ndarray:
+    """``wins[i, j, t]``: 1 if run i of X beats run j of Y on task t, 0.5 on a tie, else 0."""
+    x = np.asarray(scores_x, dtype=float)[:, None, :]
+    y = np.asarray(scores_y, dtype=float)[None, :, :]
+    return (x > y) + 0.5 * (x == y)
+
+
+def probability_of_improvement(scores_x: np.ndarray, scores_y: np.ndarray) -> float:
+    """rliable's probability of improvement of X over Y (runs x tasks each, runs may differ):
+    per task P(X > Y) + 0.5 P(X = Y) over all pairs of runs, averaged over tasks."""
+    return float(_wins(scores_x, scores_y).mean(axis=(0, 1)).mean())
+
+
+def _percentile_interval(values: np.ndarray) -> tuple[float, float]:
+    low, high = np.percentile(values, PERCENTILES)
+    return float(low), float(high)
 
 
 def stratified_bootstrap_iqm(
     scores: np.ndarray, reps: int, rng: np.random.Generator
 ) -> tuple[float, float]:
     """95% percentile interval of the IQM of ``scores`` (runs x tasks), resampling runs with
-    replacement within each task (column)."""
+    replacement within each task, as rliable's StratifiedBootstrap does."""
+    scores = np.asarray(scores, dtype=float)
     runs, tasks = scores.shape
     picks = rng.integers(0, runs, size=(reps, runs, tasks))
-    resampled = np.take_along_axis(np.broadcast_to(scores, (reps, runs, tasks)), picks, axis=1)
+    resampled = scores[picks, np.arange(tasks)]  # resampled[r, i, t] = scores[picks[r, i, t], t]
     values = stats.trim_mean(resampled.reshape(reps, -1), proportiontocut=0.25, axis=1)
-    low, high = np.percentile(values, [2.5, 97.5])
-    return float(low), float(high)
+    return _percentile_interval(values)
 
 
-def aggregate_iqm(runs: pd.DataFrame, reps: int = 5000, seed: int = 0) -> pd.DataFrame:
+def _pick_counts(picks: np.ndarray, runs: int) -> np.ndarray:
+    """How often each run is drawn: ``picks`` (reps x runs x tasks) -> counts (reps x tasks x runs)."""
+    reps, _, tasks = picks.shape
+    cell = (np.arange(reps)[:, None, None] * tasks + np.arange(tasks)) * runs
+    return np.bincount((cell + picks).ravel(), minlength=reps * tasks * runs).reshape(
+        reps, tasks, runs
+    )
+
+
+def stratified_independent_bootstrap_improvement(
+    scores_x: np.ndarray, scores_y: np.ndarray, reps: int, rng: np.random.Generator
+) -> tuple[float, float]:
+    """95% percentile interval of the probability of improvement of X over Y, resampling the runs
+    of X and of Y independently within each task, as rliable's StratifiedIndependentBootstrap
+    does. A resample's value is counts_x^T wins counts_y per task, which is the mean of ``wins``
+    over the resampled pairs without building them."""
+    wins = _wins(scores_x, scores_y)  # runs_x x runs_y x tasks
+    runs_x, runs_y, tasks = wins.shape
+    counts_x = _pick_counts(rng.integers(0, runs_x, size=(reps, runs_x, tasks)), runs_x)
+    counts_y = _pick_counts(rng.integers(0, runs_y, size=(reps, runs_y, tasks)), runs_y)
+    per_task = np.einsum("rti,ijt,rtj->rt", counts_x, wins, counts_y, optimize=True)
+    return _percentile_interval(per_task.mean(axis=1) / (runs_x * runs_y))
+
+
+def _no_interval(runs_per_task: int, tasks: int) -> str | None:
+    """Why an interval over runs and tasks would mean nothing here, or None."""
+    if tasks < 2:
+        return f"{NO_INTERVAL}: one data set @ ratio"
+    if runs_per_task < 2:
+        return f"{NO_INTERVAL}: one run per data set @ ratio"
+    return None
+
+
+def _score_matrix(done: pd.DataFrame, label: str, tasks: list[str], column: str = "top1"):
+    """The runs x tasks matrix of ``label`` (runs in seed order), or None where the row misses a
+    task or has uneven run counts (rliable's matrices need the same runs on every task)."""
+    mine = done[done.label == label]
+    counts = mine.groupby("dataset").size().reindex(tasks)
+    if counts.isna().any() or counts.nunique() != 1:
+        return None
+    columns = [mine[mine.dataset == t].sort_values("seed")[column].to_numpy() for t in tasks]
+    return np.stack(columns, axis=1).astype(float)
+
+
+def aggregate_iqm(runs: pd.DataFrame, reps: int = RESAMPLES, seed: int = 0) -> pd.DataFrame:
     """Per row: IQM of min-max-normalised top-1 over all its runs on all data sets @ ratio, with a
     95% stratified-bootstrap interval. A row needs the same number of seeds on every task; rows
     missing a task or with uneven seeds are left out, with the reason."""
-    done = runs[runs.status == "done"]
+    done = runs.loc[runs.status == "done", ["dataset", "label", "seed", "top1"]]
     tasks = list(pd.unique(done.dataset))
     means = done.groupby(["dataset", "label"]).top1.mean()
-    low = means.groupby(level=0).min()
-    span = (means.groupby(level=0).max() - low).replace(0, 1.0)
-    scores, skipped = {}, {}
-    for label in pd.unique(done.label):
-        mine = done[done.label == label]
-        counts = mine.groupby("dataset").size().reindex(tasks)
-        if counts.isna().any() or counts.nunique() != 1:
-            skipped[label] = "not run with the same number of seeds on every data set @ ratio"
-            continue
-        columns = [
-            ((mine[mine.dataset == t].sort_values("seed").top1 - low[t]) / span[t]).to_numpy()
-            for t in tasks
-        ]
-        scores[label] = np.stack(columns, axis=1)  # runs x tasks
-    records = []
+    worst = means.groupby(level=0).min()
+    span = (means.groupby(level=0).max() - worst).replace(0, 1.0)
     rng = np.random.default_rng(seed)
-    for label, matrix in scores.items():
-        low, high = stratified_bootstrap_iqm(matrix, reps, rng)
+    records = []
+    for label in pd.unique(done.label):
+        matrix = _score_matrix(done, label, tasks)
+        if matrix is None:
+            note = "not run with the same number of seeds on every data set @ ratio"
+            records.append({"row": label, "iqm": math.nan, "iqm_low": math.nan,
+                            "iqm_high": math.nan, "note": note})  # fmt: skip
+            continue
+        matrix = (matrix - worst[tasks].to_numpy()) / span[tasks].to_numpy()
+        note = _no_interval(matrix.shape[0], len(tasks))
+        low, high = (math.nan, math.nan) if note else stratified_bootstrap_iqm(matrix, reps, rng)
+        record = {"row": label, "iqm": iqm(matrix), "iqm_low": low, "iqm_high": high}
+        records.append({**record, "runs": int(matrix.size), "tasks": len(tasks), "note": note})
+    return pd.DataFrame(records)
+
+
+def aggregate_improvement(
+    runs: pd.DataFrame, baseline: str | None = None, reps: int = RESAMPLES, seed: int = 0
+) -> pd.DataFrame:
+    """Per row: rliable's probability of improvement of top-1 over the row's baseline (the row
+    the comparison table pairs it with), averaged over the data sets @ ratio where both ran, with
+    a 95% stratified independent bootstrap interval. Rows without a baseline, and the baselines
+    themselves, get no record; uneven run counts across tasks leave the row out, with the reason."""
+    columns = ["dataset", "label", "seed", "top1", "method.name", "baseline_key"]
+    done = runs.loc[runs.status == "done", columns]  # only these: filtering all columns is slow
+    _check_baseline(done, baseline)
+    pairs: dict[str, list[tuple[str, str]]] = {}  # row -> [(task, baseline row)]
+    for task, subset in done.groupby("dataset", sort=False):
+        for label in pd.unique(subset.label):
+            base = _baseline_label(subset, label, baseline)
+            if base is not None and base != label:
+                pairs.setdefault(label, []).append((task, base))
+    rng = np.random.default_rng(seed)
+    records = []
+    for label, tasks_and_bases in pairs.items():
+        tasks = [task for task, _ in tasks_and_bases]
+        bases = list(dict.fromkeys(base for _, base in tasks_and_bases))
+        mine = _score_matrix(done, label, tasks)
+        theirs = [_score_matrix(done, base, [task]) for task, base in tasks_and_bases]
+        record = {"row": label, "baseline": " / ".join(bases), "tasks": len(tasks)}
+        if mine is None or any(m is None for m in theirs) or len({len(m) for m in theirs}) != 1:
+            note = "not run with the same number of seeds on every data set @ ratio"
+            records.append({**record, "p_improvement": math.nan, "low": math.nan,
+                            "high": math.nan, "note": note})  # fmt: skip
+            continue
+        theirs = np.concatenate(theirs, axis=1)
+        note = _no_interval(min(len(mine), len(theirs)), len(tasks))
+        low, high = (
+            (math.nan, math.nan)
+            if note
+            else stratified_independent_bootstrap_improvement(mine, theirs, reps, rng)
+        )
         records.append(
             {
-                "row": label,
-                "iqm": iqm(matrix),
+                **record,
+                "p_improvement": probability_of_improvement(mine, theirs),
                 "low": low,
                 "high": high,
-                "runs": int(matrix.size),
-                "tasks": len(tasks),
+                "runs": int(mine.size),
+                "baseline_runs": int(theirs.size),
+                "note": note,
             }
         )
-    for label, reason in skipped.items():
-        records.append(
-            {"row": label, "iqm": math.nan, "low": math.nan, "high": math.nan, "note": reason}
-        )
     return pd.DataFrame(records)
+
+
+def aggregates(
+    runs: pd.DataFrame, baseline: str | None = None, reps: int = RESAMPLES, seed: int = 0
+) -> pd.DataFrame:
+    """Per row, across all data sets @ ratio: the IQM of normalised top-1 (``aggregate_iqm``) and
+    the probability of improvement over the row's baseline (``aggregate_improvement``), each with
+    its 95% stratified-bootstrap interval. One frame, ``comparison_aggregate.csv``."""
+    scores = aggregate_iqm(runs, reps, seed)
+    improvement = aggregate_improvement(runs, baseline, reps, seed)
+    if improvement.empty:
+        return scores
+    improvement = improvement.rename(
+        columns={
+            "low": "p_improvement_low",
+            "high": "p_improvement_high",
+            "tasks": "improvement_tasks",
+            "runs": "improvement_runs",
+            "note": "improvement_note",
+        }
+    )
+    return scores.merge(improvement, on="row", how="left")
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -182,6 +341,10 @@ def _interval(record) -> str:
     return f"[{100 * record.low:+.1f}, {100 * record.high:+.1f}]"
 
 
+def _fraction(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.2f}"
+
+
 HEADER = [
     "Data set",
     "Row",
@@ -189,9 +352,70 @@ HEADER = [
     "Metric",
     "Δ (pp)",
     "95% CI (paired t)",
-    "P(improve)",
+    "P(improvement)",
+    "Seeds won",
     "Seeds",
 ]
+
+CAPTION = (
+    "Paired differences to each row's baseline over the N seeds both rows ran (Seeds), in "
+    "percentage points. Δ: the mean difference. 95% CI: the "
+    f"{INTERVAL}, mean ± t(0.975, N - 1) · sd / √N, sd the sample std of the differences (with 3 "
+    "seeds it is wide); `*`: the interval excludes zero. P(improvement): rliable's probability of "
+    "improvement on this data set @ ratio, P(X > Y) + ½ P(X = Y) over all N × N pairs of a run X "
+    "of the row and a run Y of the baseline (one task: no interval). Seeds won: the fraction of "
+    "seeds where the row beats the baseline's run of the same seed, ties count half (not the "
+    "probability of improvement). The second metric is the smallest non-empty shot group."
+)
+
+AGGREGATE_CAPTION = (
+    "Across all data sets @ ratio (each a task), as rliable computes them: the interquartile mean "
+    "(IQM: the 25% trimmed mean over all runs and tasks) of top-1 normalised per task (min-max "
+    "over the row means: 0 the worst row, 1 the best), and the probability of improvement over "
+    "the row's baseline averaged over the tasks both ran. 95% CI: stratified-bootstrap percentile "
+    f"interval, {RESAMPLES:,} resamples of the runs within each task (for P(improvement), the "
+    "row's and the baseline's runs resampled independently); none with one task or one run per "
+    "task."
+)
+
+
+def _aggregate_cells(record: dict, footnotes: list[str]) -> list[str]:
+    """One row of the aggregate table; a missing interval's reason goes to ``footnotes`` once
+    (it is the same for every row) unless it is the row's own (left out: uneven seeds)."""
+
+    def value(x) -> str:
+        return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+    def interval(low, high, note) -> str:
+        if not (low is None or math.isnan(low)):
+            return f"[{low:.3f}, {high:.3f}]"
+        if not isinstance(note, str) or not note:
+            return "–"
+        if note.startswith(NO_INTERVAL):
+            if note not in footnotes:
+                footnotes.append(note)
+            return "–"
+        return f"– ({note})"
+
+    runs = record.get("runs")
+    cells = [
+        record["row"],
+        value(record["iqm"]),
+        interval(record["iqm_low"], record["iqm_high"], record.get("note")),
+        "–" if runs is None or math.isnan(runs) else str(int(runs)),
+    ]
+    if "p_improvement" in record:
+        base = record.get("baseline")
+        cells += [
+            base if isinstance(base, str) else "–",
+            value(record["p_improvement"]),
+            interval(
+                record["p_improvement_low"],
+                record["p_improvement_high"],
+                record.get("improvement_note") if isinstance(base, str) else None,
+            ),
+        ]
+    return cells
 
 
 def _cells(record) -> list[str]:
@@ -203,39 +427,32 @@ def _cells(record) -> list[str]:
         "top-1" if record.metric == "top1" else record.metric,
         _pp(record.mean) + star,
         _interval(record),
-        "–" if math.isnan(record.p_improvement) else f"{record.p_improvement:.2f}",
+        _fraction(record.p_improvement),
+        _fraction(record.seeds_won),
         str(record.n),
     ]
 
 
 def comparison_markdown(table: pd.DataFrame, aggregate: pd.DataFrame) -> str:
-    lines = [
-        "Paired differences to each row's baseline, seed by seed, in percentage points: mean, "
-        f"{INTERVAL} (t with n - 1 degrees of freedom; with 3 seeds it is wide), and the "
-        "probability of improvement (the fraction of seeds where the row beats the baseline, ties "
-        "count half). `*`: the interval excludes zero. The second metric is the smallest "
-        "non-empty shot group.",
-        "",
-        "| " + " | ".join(HEADER) + " |",
-        "|" + "---|" * len(HEADER),
-    ]
+    lines = [CAPTION, "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(_cells(r)) + " |" for r in table.itertuples()]
     if table.empty:
         lines.append("| " + " | ".join(["–"] * len(HEADER)) + " |")
+    header = ["Row", "IQM", "95% CI", "Runs"]
+    if "p_improvement" in aggregate:
+        header += ["Baseline", "P(improvement)", "95% CI"]
     lines += [
         "",
-        "Across all data sets and ratios: interquartile mean of top-1 normalised per data set @ "
-        "ratio (min-max over the row means: 0 the worst row, 1 the best), with a 95% "
-        "stratified-bootstrap interval (runs resampled within each task, as rliable does).",
+        AGGREGATE_CAPTION,
         "",
-        "| Row | IQM | 95% CI | Runs |",
-        "|---|---|---|---|",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
     ]
-    for r in aggregate.itertuples():
-        if math.isnan(r.iqm):
-            lines.append(f"| {r.row} | – | {getattr(r, 'note', '')} | – |")
-        else:
-            lines.append(f"| {r.row} | {r.iqm:.3f} | [{r.low:.3f}, {r.high:.3f}] | {r.runs} |")
+    footnotes: list[str] = []
+    for record in aggregate.to_dict("records"):
+        lines.append("| " + " | ".join(_aggregate_cells(record, footnotes)) + " |")
+    if footnotes:
+        lines += ["", "–: " + "; ".join(footnotes) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -246,8 +463,16 @@ def comparison_latex(table: pd.DataFrame) -> str:
             .replace("Δ", r"$\Delta$").replace("–", "--")
         )  # fmt: skip
 
-    lines = [r"\begin{tabular}{llllrlrr}", r"\toprule", " & ".join(map(tex, HEADER)) + r" \\"]
+    lines = [r"\begin{tabular}{llllrlrrr}", r"\toprule", " & ".join(map(tex, HEADER)) + r" \\"]
     lines.append(r"\midrule")
     lines += [" & ".join(tex(c) for c in _cells(r)) + r" \\" for r in table.itertuples()]
-    lines += [r"\bottomrule", r"\end{tabular}", f"% {INTERVAL}; *: the interval excludes zero"]
+    lines += [
+        r"\bottomrule",
+        r"\end{tabular}",
+        f"% {INTERVAL} (mean +- t(0.975, N-1) sd / sqrt N); *: the interval excludes zero",
+        "% P(improvement): rliable's probability of improvement, P(X > Y) + 0.5 P(X = Y) over all "
+        "pairs of a row run X and a baseline run Y on this data set @ ratio",
+        "% Seeds won: fraction of seeds where the row beats the baseline's run of the same seed, "
+        "ties half",
+    ]
     return "\n".join(lines) + "\n"
