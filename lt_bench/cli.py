@@ -27,7 +27,8 @@ def _output_dir(path: Path) -> Path:
 def _summary(final: dict) -> str:
     """``top-1 0.6240 (many 0.98, medium 0.87, few 0.17; absolute groups)`` from a final.json."""
     groups = ", ".join(
-        f"{g} {final[g]:.4f}" for g in ("many", "medium", "few") if final.get(g) is not None
+        f"{g} {final[g]:.4f}" if final.get(g) is not None else f"{g} – (empty)"
+        for g in ("many", "medium", "few")
     )
     return f"top-1 {final['top1']:.4f} ({groups}; {final.get('grouping', '?')} groups)"
 
@@ -42,9 +43,12 @@ def _writable(path: Path) -> bool:
 def cmd_split(args: argparse.Namespace) -> int:
     from lt_bench import atomic
     from lt_bench.data import build_dataset
+    from lt_bench.data.groups import check_grouping
     from lt_bench.data.splits import check_profile, choose_shot_groups
     from lt_bench.report.plots import plot_class_distribution
+    from lt_bench.report.tables.captions import empty_group_note
 
+    check_grouping(args.grouping)  # before any data is read: "auto" names its replacement
     source = build_dataset(args.dataset, root=args.root, download=args.download)
     ratio = source.default_ratio if args.ratio is None else args.ratio
     profile = source.default_profile if args.profile is None else args.profile
@@ -67,6 +71,9 @@ def cmd_split(args: argparse.Namespace) -> int:
         f"(max {max(counts)}, min {min(counts)}, ratio {max(counts) / min(counts):.1f})"
     )
     print(f"groups ({grouping}): {sizes}")
+    for name, ids in groups.items():
+        if not len(ids):  # shown empty, never filled from another grouping
+            print(f"  {name} is empty: {empty_group_note(grouping, name)}")
     if "note" in manifest:
         print(manifest["note"])
     print(f"wrote {out}/split.json{', train.txt' if lines else ''}, class_distribution.png")
@@ -98,8 +105,17 @@ def _draw_split(source, args: argparse.Namespace, ratio: float, profile: str) ->
             note=f"counts only: no data at {source.describe()}, so no indices were drawn",
         )
         return [], manifest
+    if args.val_per_class < 0:
+        raise UserError(f"--val-per-class {args.val_per_class} must be >= 0 (0: no validation)")
     split = long_tail_split(
-        source, ratio, profile, args.seed, args.max_count, grouping=args.grouping
+        source,
+        ratio,
+        profile,
+        args.seed,
+        args.max_count,
+        grouping=args.grouping,
+        val_per_class=args.val_per_class,
+        subset=args.subset,
     )
     return split.lines, split.manifest
 
@@ -367,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_split(sub) -> None:
-    from lt_bench.config import PROFILES
+    from lt_bench.config import PROFILES, SUBSETS
 
     p = sub.add_parser(
         "split", help="draw a long-tailed split; write split.json, train.txt and a class-size plot"
@@ -386,13 +402,26 @@ def _add_split(sub) -> None:
         default=None,
         help="images in the largest class (default: the data's)",
     )
+    p.add_argument(
+        "--subset",
+        default="ldam",
+        choices=SUBSETS,
+        help="which images: ldam (LDAM-DRW's, the literature's CIFAR-LT; default) or default_rng",
+    )
+    p.add_argument(
+        "--val-per-class",
+        type=int,
+        default=20,
+        help="validation images of every class (default 20; the head gives its share out of its "
+        "training images; 0: none, the published split)",
+    )
     p.add_argument("--root", default=None, help="folder holding the data (default: ./data/...)")
     p.add_argument("--download", action="store_true", help="download the data first (CIFAR only)")
     p.add_argument(
         "--grouping",
-        default="auto",
-        choices=["auto", "absolute", "relative"],
-        help="shot groups: absolute thresholds (>100, 20-100, <20), relative thirds, or auto",
+        default="absolute",
+        help="shot groups: absolute (>100 / 20-100 / <20 training images; the default) or "
+        "terciles (class-size terciles, tied sizes kept together)",
     )
     p.add_argument(
         "--out",

@@ -32,8 +32,8 @@ from lt_bench.options import (
 # these; the validator checks them through ``one_of`` like any other range).
 PROFILES = ("exp", "step", "pareto")
 SUBSETS = ("ldam", "default_rng")  # how a long-tailed subset picks its images (data/splits.py)
-GROUPINGS = ("auto", "absolute", "relative")
-SAMPLERS = ("instance", "class_balanced", "square_root")
+GROUPINGS = ("absolute", "terciles")  # shot groups (data/groups.py); "auto" was removed
+SAMPLERS = ("instance", "class_balanced", "class_balanced_iid", "square_root")
 AUGMENTATIONS = ("crop_flip", "crop", "none")
 CLASSIFIERS = ("auto", "linear", "cosine")
 SCHEDULES = ("multistep", "cosine")
@@ -65,8 +65,8 @@ class DataConfig:
     split_seed: int = 0  # the long-tailed subset; fixed by default, as in the literature
     subset: str = "ldam"  # ldam: LDAM-DRW's images (legacy numpy seed, per-class shuffle); default_rng
     max_count: Optional[int] = None
-    grouping: str = "auto"  # many/medium/few: absolute thresholds, relative thirds, or auto
-    sampler: str = "instance"  # instance | class_balanced | square_root
+    grouping: str = "absolute"  # many/medium/few: >100 / 20-100 / <20 images, or terciles
+    sampler: str = "instance"  # instance | class_balanced (class-aware) | class_balanced_iid | square_root
     augment: str = "crop_flip"  # crop_flip | crop | none
     pad: int = 4  # random-crop padding of the in-memory path
     batch_size: int = 128

@@ -25,21 +25,27 @@ def test_split_on_fake_cifar_writes_manifest_list_and_plot(capsys, tmp_path, fak
         "2",
         "--root",
         str(fake_cifar10),
+        "--val-per-class",
+        "2",
         "--out",
         str(out_dir),
     )
     assert code == 0
     manifest = json.loads((out_dir / "split.json").read_text())
     assert manifest["dataset"] == "cifar10" and manifest["ratio"] == 10 and manifest["seed"] == 2
-    assert manifest["counts"] == long_tail_counts(10, 30, 10) == [30, 23, 17, 13, 10, 8, 6, 5, 3, 3]
-    assert manifest["total"] == 118
+    assert long_tail_counts(10, 30, 10) == [30, 23, 17, 13, 10, 8, 6, 5, 3, 3]
+    # The head (all 30 images in the split) gives its 2 validation images out of its training set.
+    assert manifest["counts"] == [28, 23, 17, 13, 10, 8, 6, 5, 3, 3] and manifest["total"] == 116
+    assert manifest["validation"]["counts"] == [2] * 10 and manifest["subset"] == "ldam"
+    assert manifest["validation"]["taken_from_split"] == [2] + [0] * 9
     lines = (out_dir / "train.txt").read_text().splitlines()
-    assert len(lines) == 118
+    assert len(lines) == 116
     indices = sorted(int(line.split()[0].split("/")[1]) for line in lines)
     assert manifest["sha256"] == indices_sha256(indices)
     with Image.open(out_dir / "class_distribution.png") as png:
         assert png.format == "PNG" and png.size[0] > 300 and png.size[1] > 200
-    assert "118 training images in 10 classes" in out and "groups (relative)" in out
+    assert "116 training images in 10 classes" in out
+    assert "groups (absolute): many 0, medium 2, few 8" in out
 
 
 def test_split_counts_need_no_cifar_on_disk(capsys, tmp_path):
@@ -88,7 +94,8 @@ def test_split_embedded_mnist_default_out(capsys, tmp_path, monkeypatch):
     assert code == 0
     out_dir = tmp_path / "splits" / "mnist_lt_exp_r100_s0"
     manifest = json.loads((out_dir / "split.json").read_text())
-    assert manifest["total"] == sum(long_tail_counts(10, 400, 100)) == 988
+    # 400 -> 4 images (988), less the head's 20 validation images (it is used whole by the split).
+    assert sum(long_tail_counts(10, 400, 100)) == 988 and manifest["total"] == 968
     # Same seed, same split; another seed, another subset of the same sizes.
     assert run_cli(capsys, "split", "mnist_lt", "--ratio", "100", "--out", "again")[0] == 0
     assert (

@@ -84,7 +84,7 @@ def test_two_epoch_run_writes_the_whole_run_directory(tmp_path):
     assert (
         saved["status"] == "done"
         and saved["test_images"] == 40
-        and saved["train_images"] == 40 + 18 + 8 + 4
+        and saved["train_images"] == 40 + 18 + 8 + 4 - 2  # the head gives 2 validation images
     )
     assert {"top1", "many", "medium", "few", "group_sizes", "wall_time_s", "versions"} <= set(saved)
     assert saved["versions"]["torch"] == torch.__version__
@@ -106,7 +106,7 @@ def test_two_epoch_run_writes_the_whole_run_directory(tmp_path):
         "medium",
         "few",
     }
-    assert table.n_train.tolist() == [40, 18, 8, 4] and table.n_test.tolist() == [10] * 4
+    assert table.n_train.tolist() == [38, 18, 8, 4] and table.n_test.tolist() == [10] * 4
     assert saved["top1"] == pytest.approx((table.accuracy * table.n_test).sum() / 40)
     arrays = np.load(run_dir / "features.npz")
     assert arrays["features"].dtype == np.float16 and arrays["features"].shape == (40, 128)
@@ -273,7 +273,8 @@ def test_best_on_validation_selection_never_uses_the_test_set(tmp_path):
     best_epoch = curve.index(max(curve)) + 1
     selection = final["selection"]
     assert selection["mode"] == "best_val" and selection["epoch"] == best_epoch
-    assert "left over by the split (never the test set)" in selection["val"]
+    assert "per class, drawn with the split seed" in selection["val"]
+    assert "never the test set" in selection["val"]
     assert torch.load(run_dir / "best.pt", weights_only=True)["epoch"] == best_epoch
     assert all("test/top1" not in r for r in rows)
     # eval from the checkpoint reports the selected weights, not the last epoch's.

@@ -46,22 +46,22 @@ class _RandomCycle:
     """The official ``RandomCycleIter``: hands out its items in order and re-shuffles them each
     time they are used up (also before the first item), with a torch generator for ``random``."""
 
-    def __init__(self, items: np.ndarray, generator: torch.Generator):
-        self.items = np.asarray(items)
+    def __init__(self, items, generator: torch.Generator):
+        self.items = [int(item) for item in items]
         self.generator = generator
         self.position = len(self.items)  # used up: the first take shuffles
 
-    def take(self, count: int) -> np.ndarray:
-        parts = []
-        while count > 0:
+    def take(self, count: int) -> list[int]:
+        taken = []
+        while len(taken) < count:
             if self.position == len(self.items):
-                self.items = self.items[torch.randperm(len(self.items), generator=self.generator)]
+                shuffle = torch.randperm(len(self.items), generator=self.generator).tolist()
+                self.items = [self.items[i] for i in shuffle]
                 self.position = 0
-            part = self.items[self.position : self.position + count]
+            part = self.items[self.position : self.position + count - len(taken)]
             self.position += len(part)
-            count -= len(part)
-            parts.append(part)
-        return np.concatenate(parts) if parts else self.items[:0]
+            taken += part
+        return taken
 
 
 class ClassAwareSampler:
@@ -83,17 +83,20 @@ class ClassAwareSampler:
         samples_per_class: int = SAMPLES_PER_CLASS,
     ):
         labels = np.asarray(labels)
-        classes = np.unique(labels)
+        by_class = np.argsort(labels, kind="stable")  # each class's images in index order
+        counts = np.bincount(labels)
+        members = np.split(by_class, np.cumsum(counts)[:-1])
         self.samples_per_class = samples_per_class
-        self.classes = _RandomCycle(np.arange(len(classes)), generator)
-        self.images = [_RandomCycle(np.flatnonzero(labels == c), generator) for c in classes]
+        self.images = [_RandomCycle(m, generator) for m in members if len(m)]
+        self.classes = _RandomCycle(range(len(self.images)), generator)
 
     def draw(self, count: int) -> torch.Tensor:
         """The next ``count`` training indices."""
-        visits = -(-count // self.samples_per_class)
-        order = [self.images[c].take(self.samples_per_class) for c in self.classes.take(visits)]
-        order = np.concatenate(order)[:count] if order else np.zeros(0, dtype=np.int64)
-        return torch.as_tensor(order, dtype=torch.int64)
+        order = []
+        for _ in range(-(-count // self.samples_per_class)):  # class, then its images: the
+            visited = self.classes.take(1)[0]  # official order of shuffles, one generator
+            order += self.images[visited].take(self.samples_per_class)
+        return torch.tensor(order[:count], dtype=torch.int64)
 
 
 def iid_indices(

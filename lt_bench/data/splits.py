@@ -11,11 +11,11 @@ import numpy as np
 
 from lt_bench import atomic
 from lt_bench.config import PROFILES, SUBSETS
-from lt_bench.data.groups import GROUPS, choose_shot_groups, relative_shot_groups, shot_groups
+from lt_bench.data.groups import GROUPS, choose_shot_groups, shot_groups, tercile_shot_groups
 from lt_bench.errors import UserError
 
 # shot groups live in lt_bench.data.groups; re-exported here for older imports
-__all__ = ["GROUPS", "choose_shot_groups", "relative_shot_groups", "shot_groups"]
+__all__ = ["GROUPS", "choose_shot_groups", "shot_groups", "tercile_shot_groups"]
 
 def check_profile(ratio: float, profile: str) -> None:
     """Fail early, with the fix, on a ratio below 1 or an unknown profile."""
@@ -247,7 +247,7 @@ def split_manifest(
     seed: int | None,
     counts: Sequence[int],
     sha256: str | None,
-    grouping: str = "auto",
+    grouping: str = "absolute",
     **extra,
 ) -> dict:
     """The ``split.json`` record of a long-tailed split: enough to reproduce and to verify it."""

@@ -89,7 +89,7 @@ def summarize(
     logits: np.ndarray,
     labels: np.ndarray,
     train_counts: Sequence[int],
-    grouping: str = "auto",
+    grouping: str = "absolute",
     posthoc_tau: float = 0.0,
 ) -> tuple[dict, np.ndarray, dict[str, np.ndarray]]:
     """(metrics, per-class accuracy, groups) for one set of test predictions."""

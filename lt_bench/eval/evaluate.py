@@ -40,7 +40,7 @@ def evaluate_and_write(
     run_dir: Path,
     arrays: dict,
     class_names: list[str],
-    grouping: str = "auto",
+    grouping: str = "absolute",
     train_features=None,
     train_labels=None,
     write_features: bool = True,

@@ -208,7 +208,7 @@ def separability(
     centroids=None,
     train_features=None,
     train_labels=None,
-    grouping: str = "auto",
+    grouping: str = "absolute",
     knn_k: int = 20,
     silhouette_max_points: int = 20000,
     knn_max_queries: int | None = None,

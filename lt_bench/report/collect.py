@@ -37,6 +37,7 @@ from lt_bench.report.checks import (
 from lt_bench.rundir import RunDir
 
 METRICS = ("top1", "top5", "balanced", "many", "medium", "few", "ece")
+SHOT_GROUPS = ("many", "medium", "few")  # lt_bench.data.groups.GROUPS (importing it imports torch)
 
 
 def run_label(row: dict) -> str:
@@ -125,7 +126,16 @@ def _final_columns(final: dict) -> dict:
         "selection": (final.get("selection") or {}).get("mode", "last"),
         "warnings": json.dumps(final.get("warnings") or []),  # sentences, as a JSON list
         **{key: final.get(key) for key in (*METRICS, "grouping", "wall_time_s", "train_images")},
+        **_group_sizes(final),
     }
+
+
+def _group_sizes(final: dict) -> dict:
+    """``group_size.many`` ... : the classes in each shot group of the run's grouping (None when
+    not recorded), so a table can tell an empty group (–, with a note) from a missing value."""
+    sizes = final.get("group_sizes")
+    sizes = sizes if isinstance(sizes, dict) else {}
+    return {f"group_size.{group}": sizes.get(group) for group in SHOT_GROUPS}
 
 
 def read_run(run_dir: Path, runs_dir: Path, choices: set[str] | None = None) -> dict:
@@ -238,6 +248,29 @@ def check_one_run_per_seed(frame: pd.DataFrame) -> None:
             )
 
 
+def check_one_grouping(frame: pd.DataFrame) -> str | None:
+    """The one shot grouping of the done runs (``final.json["grouping"]``; None: not recorded).
+    Runs of two or more are refused with one line naming them, rather than split into tables per
+    grouping: a column of Few never holds two meanings, and a report has one set of table files,
+    so such a study is reported one grouping (one runs folder) at a time."""
+    done = frame[frame.status == "done"]
+    if done.empty or "grouping" not in done:
+        return None
+    recorded = done["grouping"].map(lambda g: g if isinstance(g, str) and g else None)
+    names = recorded.fillna("not recorded")
+    if names.nunique() == 1:
+        return recorded.iloc[0]
+    parts = []
+    for name, runs in done.groupby(names.to_numpy(), sort=True):
+        folders = sorted(runs["run_dir"])
+        more = f" and {len(folders) - 5} more" if len(folders) > 5 else ""
+        parts.append(f"{name}: {', '.join(folders[:5])}{more}")
+    raise UserError(
+        f"the done runs use {names.nunique()} shot groupings ({'; '.join(parts)}) and one table "
+        "never mixes them; move each grouping's runs to a runs folder of its own and report each"
+    )
+
+
 def collect(runs_dir: str | Path) -> pd.DataFrame:
     """One row per run folder (any depth below ``runs_dir``; :func:`run_folders` says which),
     sorted by data set, label, seed. Only ``done`` rows make the tables; the others (failed,
@@ -254,6 +287,7 @@ def collect(runs_dir: str | Path) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     frame["label"] = setting_labels(frame)
     check_one_run_per_seed(frame)
+    check_one_grouping(frame)
     return frame.sort_values(["dataset", "label", "seed", "run_dir"], kind="stable").reset_index(
         drop=True
     )

@@ -4,9 +4,14 @@ registry; ``lt-bench retrain RUN --stage NAME`` runs :func:`retrain`.
 
 - ``crt``: re-initialise the linear classifier and retrain it with a class-balanced sampler;
 - ``lws``: learn one scale per class on the fixed classifier, class-balanced sampler;
-- ``tau_norm``: divide each classifier row by its norm to the power tau, tau chosen on a validation
-  split, never on the test set;
-- ``ncm``: nearest class mean, by cosine, on L2-normalised training features.
+- ``tau_norm``: divide each classifier row by its norm to the power tau and drop the bias, tau
+  chosen on a validation split, never on the test set;
+- ``ncm``: nearest class mean of centred, L2-normalised training features, by Euclidean distance.
+
+Each follows Decoupling's official code by default (facebookresearch/classifier-balancing; each
+stage's file names the files it follows: the class-aware sampler, BatchNorm in train mode while
+cRT and LWS train, the stage-2 optimiser and schedule); what differs from it is a named option,
+documented as a departure in the stage's docstring and in experiments/README.md.
 
 A stage writes a child run next to its parent (``<parent>__<stage>``) with the parent's schema:
 config.yaml (the parent's plus a ``stage`` section holding the name and every option), split.json,
@@ -212,7 +217,8 @@ def child_config(
 
 def frozen_setup(cfg: DictConfig, parent: RunDir) -> Setup:
     """The run built from ``cfg`` with the parent's selected weights, in eval mode (BatchNorm
-    statistics included) and the backbone frozen."""
+    statistics included) and the backbone's weights frozen (cRT and LWS still update BatchNorm's
+    running statistics by default, as the official code: :func:`base.train_head`)."""
     from lt_bench.predict import load_weights
     from lt_bench.setup import build
 

@@ -1,18 +1,23 @@
+import json
+
 import numpy as np
 import pytest
 
+from lt_bench.cli import main
+from lt_bench.config import GROUPINGS, load_config
+from lt_bench.data.groups import tercile_cuts, tercile_shot_groups
 from lt_bench.data.splits import (
     choose_shot_groups,
     indices_sha256,
     long_tail_counts,
     make_long_tail,
     read_list_file,
-    relative_shot_groups,
     shot_groups,
     split_manifest,
     write_list_file,
 )
 from lt_bench.errors import UserError
+from lt_bench.validate import check_schema_values
 
 
 @pytest.mark.parametrize(
@@ -133,17 +138,112 @@ def test_cifar100_lt_r100_group_sizes():
     assert [len(groups[g]) for g in ("many", "medium", "few")] == [35, 35, 30]
 
 
-def test_relative_grouping_when_an_absolute_group_is_empty():
-    counts = long_tail_counts(10, 5000, 100)  # CIFAR-10-LT: no class below 20
-    assert len(shot_groups(counts)["few"]) == 0
-    groups, used = choose_shot_groups(counts)
-    assert used == "relative"
-    assert {k: v.tolist() for k, v in relative_shot_groups(counts).items()} == {
-        k: v.tolist() for k, v in groups.items()
+def test_absolute_is_the_default_and_an_empty_group_stays_empty():
+    counts = long_tail_counts(10, 5000, 100)  # CIFAR-10-LT: no class below 20 images
+    for groups, used in (choose_shot_groups(counts), choose_shot_groups(counts, "absolute")):
+        assert used == "absolute"  # never replaced by terciles behind the user's back
+        assert {k: v.tolist() for k, v in groups.items()} == {
+            "many": [0, 1, 2, 3, 4, 5, 6, 7],
+            "medium": [8, 9],
+            "few": [],
+        }
+
+
+@pytest.mark.parametrize(
+    "grouping, message",
+    [
+        ("auto", r"grouping 'auto' was removed .*use absolute \(the default.* or terciles"),
+        ("relative", r"'relative' is now called 'terciles'.*did you mean terciles\?"),
+        ("tercile", r"unknown grouping 'tercile'; did you mean terciles\?"),
+        ("thirds", r"unknown grouping 'thirds'; choose absolute or terciles"),
+    ],
+)
+def test_removed_and_unknown_groupings_are_refused_naming_the_fix(grouping, message):
+    with pytest.raises(UserError, match=message) as err:
+        choose_shot_groups([500, 50, 5], grouping)
+    assert "\n" not in str(err.value)
+
+
+def test_config_grouping_defaults_to_absolute_and_refuses_auto():
+    assert GROUPINGS == ("absolute", "terciles")
+    assert load_config().data.grouping == "absolute"
+    with pytest.raises(UserError, match="data.grouping=auto is out of range.*absolute, terciles"):
+        check_schema_values(load_config(None, ["data.grouping=auto"]))
+
+
+def _check_terciles(counts) -> dict:
+    """Terciles partition the classes, keep equal counts together and order the groups by size."""
+    counts = np.asarray(counts)
+    groups = tercile_shot_groups(counts)
+    ids = np.concatenate(list(groups.values()))
+    assert sorted(ids.tolist()) == list(range(len(counts)))
+    group_of = {int(c): name for name, members in groups.items() for c in members}
+    for size in np.unique(counts):
+        tied = np.flatnonzero(counts == size)
+        assert len({group_of[int(c)] for c in tied}) == 1, f"classes of {size} images split"
+    sizes = [counts[groups[g]] for g in ("many", "medium", "few") if len(groups[g])]
+    assert all(a.min() > b.max() for a, b in zip(sizes, sizes[1:]))
+    return {k: v.tolist() for k, v in groups.items()}
+
+
+def test_terciles_of_a_step_profile_never_split_its_two_sizes():
+    # CIFAR-100 step: thirds by rank put 16 classes of 500 and 17 of 5 in "medium".
+    counts = [500] * 50 + [5] * 50
+    assert counts == long_tail_counts(100, 500, 100, "step")
+    groups = _check_terciles(counts)
+    assert groups == {"many": list(range(50)), "medium": [], "few": list(range(50, 100))}
+    groups, used = choose_shot_groups(counts, "terciles")
+    assert used == "terciles" and len(groups["medium"]) == 0
+    # Classes in any order: the groups follow the counts, not the class ids.
+    shuffled = np.random.default_rng(0).permutation(counts)
+    assert _check_terciles(shuffled)["many"] == np.flatnonzero(shuffled == 500).tolist()
+
+
+@pytest.mark.parametrize("profile", ["exp", "pareto"])
+@pytest.mark.parametrize("num_classes, max_count", [(10, 5000), (100, 500)])
+@pytest.mark.parametrize("ratio", [10, 50, 100, 200])
+def test_terciles_keep_tied_class_sizes_together(profile, num_classes, max_count, ratio):
+    counts = long_tail_counts(num_classes, max_count, ratio, profile)
+    groups = _check_terciles(counts)
+    ranked = sorted(counts, reverse=True)
+    k = num_classes
+    start = k // 3 + (k % 3 > 0)  # numpy.array_split's cuts into thirds
+    targets = (start, start + k // 3 + (k % 3 > 1))
+    for cut, target in zip(tercile_cuts(counts), targets):
+        if 0 < cut < k:
+            assert ranked[cut - 1] > ranked[cut]  # between two sizes, not inside a tie
+        # Moved no further than out of the tied block the target falls in.
+        nearer = [i for i in range(k + 1) if abs(i - target) < abs(cut - target)]
+        assert all(0 < i < k and ranked[i - 1] == ranked[i] for i in nearer)
+    assert sum(len(g) for g in groups.values()) == k
+
+
+def test_terciles_hand_examples():
+    # No ties: numpy.array_split's thirds by rank (CIFAR-10-LT exp, ratio 100).
+    assert _check_terciles(long_tail_counts(10, 5000, 100)) == {
+        "many": [0, 1, 2, 3],
+        "medium": [4, 5, 6],
+        "few": [7, 8, 9],
     }
-    assert [g.tolist() for g in groups.values()] == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
-    _, used = choose_shot_groups(long_tail_counts(100, 500, 100))
-    assert used == "absolute"
+    # Cuts at ranks 2 and 4 would split the 9s and the 5s; they move to 3 and, of 3 and 5
+    # (equally near), to 5: the medium group is widened, not emptied.
+    assert tercile_cuts([9, 9, 9, 5, 5, 1]) == (3, 5)
+    assert _check_terciles([1, 5, 9, 5, 9, 9]) == {"many": [2, 4, 5], "medium": [1, 3], "few": [0]}
+    assert _check_terciles([7] * 6) == {"many": [], "medium": list(range(6)), "few": []}
+    assert _check_terciles([]) == {"many": [], "medium": [], "few": []}
+
+
+def test_split_prints_an_empty_group_as_empty(capsys, tmp_path):
+    argv = ["split", "cifar10", "--ratio", "100", "--root", str(tmp_path / "none")]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "groups (absolute): many 8, medium 2, few 0" in out
+    assert "few is empty: no class has <20 training images" in out
+    manifest = json.loads((tmp_path / "out" / "split.json").read_text())
+    assert manifest["grouping"] == "absolute" and manifest["groups"]["few"] == []
+    assert main([*argv, "--grouping", "auto", "--out", str(tmp_path / "auto")]) == 2
+    err = capsys.readouterr().err
+    assert "grouping 'auto' was removed" in err and not (tmp_path / "auto").exists()
 
 
 def test_list_file_round_trip_and_validation(tmp_path):

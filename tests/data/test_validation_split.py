@@ -31,9 +31,9 @@ def ldam_reference(targets, imb_factor: float, imb_type: str = "exp", rand_numbe
                 num = img_max * (imb_factor ** (cls_idx / (cls_num - 1.0)))
                 img_num_per_cls.append(int(num))
         else:  # step
-            for cls_idx in range(cls_num // 2):
+            for _ in range(cls_num // 2):
                 img_num_per_cls.append(int(img_max))
-            for cls_idx in range(cls_num // 2):
+            for _ in range(cls_num // 2):
                 img_num_per_cls.append(int(img_max * imb_factor))
         targets_np = np.array(targets, dtype=np.int64)
         classes = np.unique(targets_np)

@@ -36,6 +36,34 @@ def test_group_accuracy_is_the_mean_of_per_class_accuracies():
     assert metrics["top5"] == 1.0 and metrics["grouping"] == "absolute"
 
 
+def test_an_empty_shot_group_stays_empty_nan_in_metrics_and_null_in_json(tmp_path):
+    from lt_bench.data.splits import long_tail_counts
+    from lt_bench.eval.evaluate import evaluate_and_write
+
+    counts = long_tail_counts(10, 5000, 100)  # CIFAR-10-LT: no class has < 20 training images
+    labels = np.repeat(np.arange(10), 3)
+    logits = np.eye(10)[labels]
+    metrics, _, groups = summarize(logits, labels, counts)
+    assert metrics["grouping"] == "absolute" and len(groups["few"]) == 0
+    assert metrics["group_sizes"] == {"many": 8, "medium": 2, "few": 0}
+    assert metrics["many"] == metrics["medium"] == 1.0 and np.isnan(metrics["few"])
+    # Terciles only when asked for, and named as such.
+    metrics, _, _ = summarize(logits, labels, counts, "terciles")
+    assert metrics["grouping"] == "terciles" and metrics["few"] == 1.0
+    assert metrics["group_sizes"] == {"many": 4, "medium": 3, "few": 3}
+    arrays = {
+        "labels": labels,
+        "logits": logits,
+        "train_counts": np.asarray(counts),
+        "features": np.random.default_rng(0).normal(size=(30, 4)) + logits[:, :4],
+    }
+    written = evaluate_and_write(tmp_path, arrays, [], write_features=False)
+    assert written["few"] is None and written["group_sizes"]["few"] == 0  # null, never filled
+    separability = json.loads((tmp_path / "separability.json").read_text())
+    assert separability["settings"]["grouping"] == "absolute"
+    assert all(value is None for value in separability["groups"]["few"].values())
+
+
 def test_ece_hand_computed():
     # Two bins get used: confidences 0.9 (correct, wrong) and 0.6 (correct).
     p = np.array([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6]])

@@ -109,3 +109,14 @@ def test_centroid_bias_and_minority_collapse():
         out["settings"]["grouping"] == "absolute"
         and out["settings"]["knn_memory"] == "test, leave-one-out"
     )
+
+
+def test_separability_groups_follow_the_grouping_asked_for():
+    x, y = random_features(n=300, d=8, k=6)
+    counts = [500, 500, 50, 50, 5, 5]
+    out = separability(x, y, counts, grouping="terciles")
+    assert out["settings"]["grouping"] == "terciles"
+    assert out["per_class"].group.tolist() == ["many"] * 2 + ["medium"] * 2 + ["few"] * 2
+    step = separability(x, y, [500] * 3 + [5] * 3, grouping="terciles")
+    assert step["per_class"].group.tolist() == ["many"] * 3 + ["few"] * 3  # no tie split
+    assert all(np.isnan(v) for v in step["groups"]["medium"].values())

@@ -13,7 +13,7 @@ TUNING_RECORD = {
     "trials_per_arm": 2,
     "seed": 0,
     "space": {"optim.lr": {"log_uniform": [0.01, 0.5]}},
-    "space_by_method": {"sar": {"method.trade_off": [0.0, 0.1]}},
+    "space_by_method": {"sar": {"method.trade_off": {"choice": [0.0, 0.1]}}},
     "at": {"data.ratio": 10},
     "selected_on": "validation balanced accuracy (never the test set)",
     "arms": [

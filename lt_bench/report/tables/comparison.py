@@ -14,7 +14,7 @@ from lt_bench.report.tables.face import ReportContext, table
 @dataclass
 class ComparisonTable:
     compared: pd.DataFrame  # one record per (data set, row, metric)
-    aggregate: pd.DataFrame  # one record per row: IQM of normalised top-1 over all data sets
+    aggregate: pd.DataFrame  # per row, over all data sets: IQM of normalised top-1, P(improvement)
     title: str = "Paired comparisons"
 
     def markdown(self) -> str:
@@ -35,4 +35,4 @@ def comparison_table(runs: pd.DataFrame, context: ReportContext) -> ComparisonTa
     compared = compare.comparisons(runs, context.baseline)  # refuses an unknown baseline
     if runs[runs.status == "done"].empty:
         return None
-    return ComparisonTable(compared, compare.aggregate_iqm(runs))
+    return ComparisonTable(compared, compare.aggregates(runs, context.baseline))

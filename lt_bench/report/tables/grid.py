@@ -1,5 +1,7 @@
-"""The mean +- std grid every per-data-set table shares: cells over seeds, best in bold, as Markdown
-(README-ready), LaTeX (booktabs) and CSV; and the helpers that fill it from the runs DataFrame."""
+"""The mean ± std grid every per-data-set table shares: cells over seeds (mean and sample standard
+deviation), best in bold, as Markdown (README-ready), LaTeX (booktabs) and CSV, each with its
+caption (the shot grouping, what ± is: :mod:`.captions`); and the helpers that fill it from the runs
+DataFrame."""
 
 from __future__ import annotations
 
@@ -8,6 +10,14 @@ import math
 from dataclasses import dataclass, field
 
 import pandas as pd
+
+from lt_bench.report.collect import check_one_grouping
+from lt_bench.report.tables.captions import (
+    empty_group_caption,
+    grouping_caption,
+    shot_group_of,
+    spread_caption,
+)
 
 
 @dataclass
@@ -24,6 +34,8 @@ class Table:
     digits: int = 1
     notes: dict = field(default_factory=dict)  # row -> warning sentences of its runs (marked †)
     settings: dict = field(default_factory=dict)  # (row, group) -> the row's settings there
+    caption: list[str] = field(default_factory=list)  # sentences under the table (md and tex)
+    grouping: str | None = None  # the shot grouping of its Many/Medium/Few columns (CSV column)
 
     def label(self, row: str) -> str:
         return f"{row} †" if row in self.notes else row
@@ -74,8 +86,9 @@ class Table:
                     cells.append(f"**{text}**" if row in self.best_rows(group, metric) else text)
             cells.append("/".join(str(self.seeds(row, g)) for g in self.groups))
             lines.append("| " + " | ".join(cells) + " |")
+        caption = "\n" + "\n".join(self.caption) + "\n" if self.caption else ""
         notes = self.footnotes()
-        return "\n".join(lines) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
+        return "\n".join(lines) + "\n" + caption + ("\n" + "\n".join(notes) + "\n" if notes else "")
 
     def latex(self) -> str:
         ncols = len(self.columns)
@@ -105,6 +118,8 @@ class Table:
             cells.append("/".join(str(self.seeds(row, g)) for g in self.groups))
             lines.append(" & ".join(cells) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}"]
+        if self.caption:  # visible under the table: \input the file inside a table float
+            lines.append(r"\par\smallskip{\footnotesize " + _tex_text(" ".join(self.caption)) + "}")
         if self.notes:
             lines.append(r"% \dagger: rows whose runs carry warnings; see report.md")
         return "\n".join(lines) + "\n"
@@ -124,6 +139,7 @@ class Table:
                             "std": std * self.scale,
                             "seeds": n,
                             "warnings": len(self.notes.get(row, [])),
+                            **({"grouping": self.grouping} if self.grouping else {}),
                             **self.settings.get((row, group), {}),
                         }
                     )
@@ -135,6 +151,27 @@ class Table:
 
 def _tex(text: str) -> str:
     return str(text).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
+
+
+def _tex_text(text: str) -> str:
+    """A caption sentence as LaTeX text."""
+    for plain, tex in (("±", r"$\pm$"), ("–", "--"), (">", r"$>$"), ("<", r"$<$")):
+        text = text.replace(plain, tex)
+    return _tex(text)
+
+
+def table_caption(done: pd.DataFrame, cells: dict, columns, group_column: str) -> dict:
+    """The caption sentences of a table of ``done`` runs and its grouping: a table with a shot-group
+    column states its grouping (refusing runs of two groupings) and its empty groups; every table
+    says what ± is. Returns Table's ``caption`` and ``grouping`` keywords."""
+    groups = [g for g in (shot_group_of(key) for key, _ in columns) if g is not None]
+    caption, grouping = [], None
+    if groups:
+        grouping = check_one_grouping(done)  # collect refuses a mixture; so do the tables
+        empty = empty_group_caption(done, dict.fromkeys(groups), group_column, grouping)
+        caption.append(grouping_caption(grouping) + (f"; {empty}." if empty else "."))
+    spread = spread_caption(n for (_, _, n) in cells.values())
+    return {"caption": caption + ([spread] if spread else []), "grouping": grouping}
 
 
 def aggregate_cells(done: pd.DataFrame, group_column: str, metrics: list[str]) -> dict:
@@ -209,15 +246,17 @@ def dataset_table(
     if done.empty:
         return None
     groups = [str(g) for g in dataset_order(done["dataset"])]
+    cells = aggregate_cells(done, "dataset", [key for key, _ in columns])
     return Table(
         title,
         row_order(done),
         groups,
         columns,
-        aggregate_cells(done, "dataset", [key for key, _ in columns]),
+        cells,
         {(g, key): best[key] for g in groups for key, _ in columns},
         scale=scale,
         digits=digits,
         notes=warning_notes(done),
         settings=row_settings(done, "dataset"),
+        **table_caption(done, cells, columns, "dataset"),
     )

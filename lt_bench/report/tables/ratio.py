@@ -10,6 +10,7 @@ from lt_bench.report.tables.grid import (
     aggregate_cells,
     row_order,
     row_settings,
+    table_caption,
     warning_notes,
 )
 
@@ -27,16 +28,19 @@ def ratio_table(runs: pd.DataFrame, context: ReportContext | None = None) -> Tab
         for d in datasets
         for g in sorted(pd.unique(done.loc[done["data.name"] == d, "ratio_group"]), key=_ratio_key)
     ]
+    columns = [("top1", "All")]
+    cells = aggregate_cells(done, "ratio_group", ["top1"])
     return Table(
         "Top-1 accuracy (%) by imbalance ratio",
         row_order(done),
         groups,
-        [("top1", "All")],
-        aggregate_cells(done, "ratio_group", ["top1"]),
+        columns,
+        cells,
         {(g, "top1"): "max" for g in groups},
         scale=100,
         notes=warning_notes(done),
         settings=row_settings(done, "ratio_group"),
+        **table_caption(done, cells, columns, "ratio_group"),  # top-1 only: no grouping to state
     )
 
 
