@@ -111,8 +111,15 @@ def long_tail_split(
         ratio_seen = float(counts.max() / max(counts.min(), 1))
         val, described, record = _listed_validation(source)
         manifest = split_manifest(
-            name, ratio_seen, None, None, counts, lines_sha256(lines), grouping,
-            source="list file", validation=record,
+            name,
+            ratio_seen,
+            None,
+            None,
+            counts,
+            lines_sha256(lines),
+            grouping,
+            source="list file",
+            validation=record,
         )
         return LongTailSplit(pool, lines, manifest, val, described)
     ratio = source.default_ratio if ratio is None else ratio
@@ -124,22 +131,9 @@ def long_tail_split(
     val, described, record = _listed_validation(source)
     indices = published
     if val is None and val_per_class > 0:
-        indices, val_indices, taken = draw_validation(
-            pool.labels, published, val_per_class, seed, num_classes
+        indices, val, described, record = _drawn_validation(
+            pool, published, val_per_class, seed, num_classes
         )
-        val = pool.subset(val_indices)
-        described = (
-            f"{len(val_indices)} train-pool images, {val_per_class} per class, drawn with the split "
-            f"seed ({int(taken.sum())} out of the split's head: {_taken(taken)}; never the test set)"
-        )
-        record = {
-            "source": "train pool (left over by the split; the head's out of its split images)",
-            "per_class": int(val_per_class),
-            "counts": np.bincount(pool.labels[val_indices], minlength=num_classes).tolist(),
-            "taken_from_split": taken.tolist(),
-            "indices": val_indices.tolist(),
-            "sha256": indices_sha256(val_indices),
-        }
     train = pool.subset(indices)
     counts = train.class_counts()
     manifest = split_manifest(
@@ -159,6 +153,28 @@ def long_tail_split(
     return LongTailSplit(train, sample_lines(pool, indices), manifest, val, described)
 
 
+def _drawn_validation(
+    pool: LabelledImages, published: np.ndarray, per_class: int, seed: int, num_classes: int
+):
+    """(train indices less validation, validation images, description, split.json record)."""
+    indices, val_indices, taken = draw_validation(
+        pool.labels, published, per_class, seed, num_classes
+    )
+    described = (
+        f"{len(val_indices)} train-pool images, {per_class} per class, drawn with the split "
+        f"seed ({int(taken.sum())} out of the split's head: {_taken(taken)}; never the test set)"
+    )
+    record = {
+        "source": "train pool (left over by the split; the head's out of its split images)",
+        "per_class": int(per_class),
+        "counts": np.bincount(pool.labels[val_indices], minlength=num_classes).tolist(),
+        "taken_from_split": taken.tolist(),
+        "indices": val_indices.tolist(),
+        "sha256": indices_sha256(val_indices),
+    }
+    return indices, pool.subset(val_indices), described, record
+
+
 def _taken(taken: np.ndarray) -> str:
     shown = [f"class {c}: {n}" for c, n in enumerate(taken.tolist()) if n]
     return ", ".join(shown) or "none"
@@ -170,4 +186,8 @@ def _listed_validation(source: SourceDataset) -> tuple[LabelledImages | None, st
         return None, LongTailSplit.validation_described, None
     val = source.load("val")
     counts = np.bincount(val.labels, minlength=source.info.num_classes)
-    return val, "the data set's val split", {"source": "the data set's val split", "counts": counts.tolist()}
+    return (
+        val,
+        "the data set's val split",
+        {"source": "the data set's val split", "counts": counts.tolist()},
+    )
