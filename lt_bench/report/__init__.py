@@ -53,9 +53,10 @@ def write_report(
     built = [(entry.name, entry.make(runs, context)) for entry in registered_tables()]
     previous_report_files(out_dir, report_file_names())
     drawn = read_figure_inputs(done, runs_dir) if figures and not done.empty else None
+    notes = figure_notes(done, drawn)
     folder = fresh_folder(out_dir)
     try:
-        written = _write_files(folder, runs_dir, runs, built, stale)
+        written = _write_files(folder, runs_dir, runs, built, stale, notes)
         if drawn is not None:
             written += write_figures(done, drawn, folder)
         swap_in(folder, out_dir, written, report_file_names() | set(written))
@@ -65,8 +66,24 @@ def write_report(
         "runs": runs,
         "written": written,
         "unfinished": incomplete_runs(runs),
-        "skipped": skipped_lines(runs, stale),
+        "skipped": skipped_lines(runs, stale) + notes,
     }
+
+
+def figure_notes(done: pd.DataFrame, drawn: FigureInputs | None) -> list[str]:
+    """Figures a report leaves out although it draws figures, and why (never silently)."""
+    if drawn is None:
+        return []
+    rows = sorted(set(done.loc[done.dataset == drawn.focus, "label"]))
+    missing = [label for label in rows if label not in drawn.features]
+    if not missing:
+        return []
+    which = "any row" if len(missing) == len(rows) else f"rows {', '.join(missing)}"
+    drawn_or_not = "not drawn" if len(missing) == len(rows) else f"drawn without {which}"
+    return [
+        f"figures class_mean_cosine and tsne {drawn_or_not}: no {rundir.FEATURES} for "
+        f"{which} on {drawn.focus} (light run records keep no feature arrays)"
+    ]
 
 
 def report_file_names() -> set[str]:
@@ -76,7 +93,9 @@ def report_file_names() -> set[str]:
     return {"runs.csv", "report.md", "comparison_aggregate.csv"} | tables | figures
 
 
-def _write_files(folder: Path, runs_dir: Path, runs: pd.DataFrame, built, stale) -> list[str]:
+def _write_files(
+    folder: Path, runs_dir: Path, runs: pd.DataFrame, built, stale, notes=()
+) -> list[str]:
     """runs.csv, the tables that have something to show and report.md; returns their names."""
     written = ["runs.csv"]
     _write_csv(folder / "runs.csv", runs)
@@ -88,6 +107,8 @@ def _write_files(folder: Path, runs_dir: Path, runs: pd.DataFrame, built, stale)
     sections += _unfinished_section(runs) + _left_out_section(runs, stale)
     done = runs[runs.status == "done"]
     sections += _warnings_section(done)
+    if notes:
+        sections.append("## Figures left out\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
     modes = done["selection"].value_counts().to_dict()
     selection = (
         "Model selection: "
