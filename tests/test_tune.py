@@ -168,10 +168,15 @@ def test_edge_choices_are_flagged():
     assert edges({"optim.lr": 0.19}, record) == ["optim.lr=0.19 at the high end of [0.01, 0.2]"]
     assert edges({"optim.lr": 0.05}, record) == []
     assert edges({"optim.lr": 0.0105}, record)[0].endswith("at the low end of [0.01, 0.2]")
-    assert edges({"method.trade_off": 1.0}, record) == [
+    assert edges({"method.trade_off": 1.0}, record, "sar") == [
         "method.trade_off=1.0 at an end of [0.0, 0.1, 1.0]"
     ]
-    assert edges({"method.trade_off": 0.1}, record) == []
+    assert edges({"method.trade_off": 0.1}, record, "sar") == []
+    # Each method's own range: center's weight is judged on center's space, not another method's.
+    record["space_by_method"]["center"] = {"method.weight": {"log_uniform": [0.001, 0.1]}}
+    record["space_by_method"]["etf"] = {"method.weight": {"log_uniform": [0.01, 1.0]}}
+    assert edges({"method.weight": 0.0019}, record, "center") == []
+    assert edges({"method.weight": 0.0125}, record, "etf")[0].endswith("low end of [0.01, 1.0]")
 
 
 def test_a_tuned_sweep_runs_trials_then_finals_and_reruns_nothing(study_file, tmp_path, capsys):

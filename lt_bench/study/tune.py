@@ -247,7 +247,14 @@ def write_record(
     arms = {}
     for i, trial in enumerate(trials):
         arm = arms.setdefault(
-            trial.arm, {"arm": trial.arm, "trials": [], "budget_epochs": 0, "chosen": None}
+            trial.arm,
+            {
+                "arm": trial.arm,
+                "method": trial.point.cfg.method.name,
+                "trials": [],
+                "budget_epochs": 0,
+                "chosen": None,
+            },
         )
         arm["budget_epochs"] += trial.point.cfg.optim.epochs
         arm["trials"].append(
@@ -285,11 +292,10 @@ def write_record(
 EDGE = 0.1  # a chosen value in the outer 10% of its range (log scale for log_uniform) is flagged
 
 
-def edges(values: dict, record: dict) -> list[str]:
-    """The chosen values that sit on the edge of the search space: the best may lie outside it."""
-    specs = {**record["space"]}
-    for extra in record["space_by_method"].values():
-        specs.update(extra)
+def edges(values: dict, record: dict, method: str | None = None) -> list[str]:
+    """The chosen values that sit on the edge of the search space (``method``'s own space
+    included): the best may lie outside it."""
+    specs = {**record["space"], **record["space_by_method"].get(method, {})}
     flagged = []
     for key, value in values.items():
         kind, args = next(iter(specs.get(key, {"choice": []}).items()))
@@ -375,12 +381,22 @@ def _choices(record: dict) -> list[str]:
             lines.append(f"| {arm['arm']} | – | – | – | {spread} | – |")
             continue
         values = ", ".join(f"{k}={_shown(v)}" for k, v in chosen["values"].items()) or "–"
-        flagged = "; ".join(edges(chosen["values"], record)) or "–"
+        flagged = "; ".join(edges(chosen["values"], record, _method(arm))) or "–"
         lines.append(
             f"| {arm['arm']} | {chosen['trial']} | {values} | {chosen['val_balanced']:.4f} | "
             f"{spread} | {flagged} |"
         )
     return lines
+
+
+def _method(arm: dict) -> str | None:
+    """An arm's method: recorded since the record has it, else read from the arm's name."""
+    if "method" in arm:
+        return arm["method"]
+    for part in arm["arm"].split(", "):
+        if part.startswith("method.name="):
+            return part.partition("=")[2]
+    return None
 
 
 def _shared_keys(record: dict) -> list[str]:
