@@ -193,6 +193,16 @@ def test_a_stopped_sweep_stops_its_workers(tmp_path, monkeypatch, signal_name):
     from lt_bench.study import workers
     from tests.study.worker_tasks import task
 
+    # A shell's background job (`cmd &`, nohup) starts with SIGINT ignored, and Python then keeps
+    # it ignored: give this process Python's own SIGINT handler, as an interactive run has.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _stop_the_sweep(task, workers, monkeypatch, signal_name)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop_the_sweep(task, workers, monkeypatch, signal_name):
     workers.stop_idle_workers()  # every worker of this test is started, and seen, here
     started = []
     start = workers._start
