@@ -292,7 +292,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     # Refuse an empty or missing runs folder, or an unknown --baseline, before creating the output folder.
     comparisons(collect(args.runs_dir), args.baseline)
     out = _output_dir(Path(args.out))
-    result = write_report(args.runs_dir, out, figures=not args.no_figures, baseline=args.baseline)
+    result = write_report(
+        args.runs_dir, out, figures=not args.no_figures, baseline=args.baseline, tsne=args.tsne
+    )
     runs = result["runs"]
     counts = runs.status.value_counts().to_dict()
     print(
@@ -300,7 +302,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
     if "main_table.md" in result["written"]:  # the folder holds this report only
         print((out / "main_table.md").read_text(), end="")
-    for line in result["skipped"]:  # failed, incomplete, damaged, superseded, stale: with why
+    for line in result["skipped"]:  # runs and figures left out, each with why
         print(line)
     return 0
 
@@ -498,6 +500,11 @@ def _add_report(sub) -> None:
     p.add_argument("runs_dir", help="folder holding run directories (any depth)")
     p.add_argument("--out", required=True, help="output folder, e.g. results/NAME")
     p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.add_argument(
+        "--tsne",
+        action="store_true",
+        help="also draw the t-SNE of each row's test features (slow: about ten seconds a row)",
+    )
     p.add_argument(
         "--baseline",
         default=None,

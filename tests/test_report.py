@@ -49,6 +49,10 @@ def test_report_matches_the_golden_tables(tmp_path):
         and r"\textbf{" in latex
     )
     assert r"$\pm$" in latex and r"\multicolumn{4}{c}{synthetic@4}" in latex
+    # A negative number has a real minus sign: U+2212 in Markdown, $-$ in LaTeX, never a hyphen.
+    separability = (tmp_path / "separability_table.md").read_text()
+    assert "−0.032 ± 0.010" in separability and "-0.0" not in separability
+    assert r"\textbf{$-$0.032 $\pm$ 0.010}" in (tmp_path / "separability_table.tex").read_text()
     table = pd.read_csv(tmp_path / "main_table.csv")
     assert (
         {"method", "group", "metric", "mean", "std", "seeds", "warnings"} < set(table.columns)
@@ -69,7 +73,7 @@ def test_main_table_cells_are_mean_and_sample_std_over_seeds(tmp_path):
 
 
 def test_figures_are_real_pngs_and_pdfs(tmp_path):
-    written = write_report(FIXTURES / "runs", tmp_path)["written"]
+    written = write_report(FIXTURES / "runs", tmp_path, tsne=True)["written"]
     stems = [
         "per_class_accuracy",
         "accuracy_vs_ratio",

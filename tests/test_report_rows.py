@@ -229,7 +229,7 @@ def test_the_fraction_of_seeds_won_is_not_called_the_probability_of_improvement(
     markdown = (tmp_path / "out" / "comparison_table.md").read_text()
     assert "| P(improvement) | Seeds won | Seeds |" in markdown
     assert (
-        "| mnist_lt@100 | sar | none | top-1 | +1.7 | [-24.2, +27.5] | 0.56 | 0.67 | 3 |"
+        "| mnist_lt@100 | sar | none | top-1 | +1.7 | [−24.2, +27.5] | 0.56 | 0.67 | 3 |"
         in markdown
     )
     caption = markdown.split("\n")[0]
@@ -280,13 +280,17 @@ def test_probability_of_improvement_across_tasks_with_its_interval(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "ratios, seeds, reason",
+    "ratios, seeds, reason, improvement",
     [
-        ((100,), (0, 1, 2), "one data set @ ratio"),
-        ((10, 100), (0,), "one run per data set @ ratio"),
+        ((100,), (0, 1, 2), "3 runs over 1 task", 6 / 9),  # 1.5 + 2 + 2.5 of 9 pairs
+        ((10, 100), (0,), "2 runs over 2 tasks", 1.0),  # 0.5 > 0.4
+        ((10, 100), (0, 1), "4 runs over 2 tasks", 3.5 / 4),  # 0.5 ties 0.5: 1 + 0.5 + 1 + 1
     ],
 )
-def test_no_interval_with_one_task_or_one_run_per_task(tmp_path, ratios, seeds, reason):
+def test_no_interval_with_too_few_tasks_or_runs(tmp_path, ratios, seeds, reason, improvement):
+    """An interval needs 2 tasks and 3 runs on each (compare.MIN_TASKS, MIN_RUNS_PER_TASK): with
+    fewer, the point estimate and how many runs and tasks it rests on; with one task, no
+    aggregate table at all (it would restate the paired comparisons)."""
     runs = tmp_path / "runs"
     for ratio in ratios:
         for seed in seeds:
@@ -296,20 +300,33 @@ def test_no_interval_with_one_task_or_one_run_per_task(tmp_path, ratios, seeds, 
     collected = collect(runs)
     both = aggregates(collected).set_index("row")
     assert both.iqm.notna().all() and both.iqm_low.isna().all() and both.iqm_high.isna().all()
-    assert set(both.note) == {f"no interval: {reason}"}
-    assert both.loc["sar", "p_improvement"] == pytest.approx(
-        1.0 if len(seeds) == 1 else 6 / 9  # one seed: 0.5 > 0.4; three: 1.5 + 2 + 2.5 of 9
-    )
+    assert set(both.note) == {f"interval not shown: {reason}"}
+    assert both.loc["sar", "p_improvement"] == pytest.approx(improvement)
     assert math.isnan(both.loc["sar", "p_improvement_low"])
-    assert both.loc["sar", "improvement_note"] == f"no interval: {reason}"
+    assert both.loc["sar", "improvement_note"] == f"interval not shown: {reason}"
     markdown = comparison_markdown(comparisons(collected), both.reset_index())
-    assert "[" not in markdown.split("Across all data sets")[1]  # no interval printed
-    assert markdown.endswith(f"\n\n–: no interval: {reason}.\n")
+    if len(ratios) == 1:
+        assert "| Row | IQM |" not in markdown and markdown.endswith(
+            "\n\nNo aggregate across data sets @ ratio: these runs have one (mnist_lt@100), and "
+            "an aggregate over fewer than 2 would restate the paired comparisons above "
+            "(comparison_aggregate.csv keeps its point estimates).\n"
+        )
+    else:
+        aggregate = markdown.split("Across all data sets")[1]
+        assert "[" not in aggregate.split("\n\n", 1)[1]  # no interval printed
+        sar = next(line for line in aggregate.splitlines() if line.startswith("| sar |"))
+        assert sar == (
+            f"| sar | {both.loc['sar', 'iqm']:.3f} | interval not shown: {reason} | "
+            f"{2 * len(seeds)} | none | {improvement:.3f} | interval not shown: {reason} |"
+        )
+        assert "shown only with at least 2 tasks and 3 runs on each" in aggregate
     report = tmp_path / "out"
     write_report(runs, report, figures=False)
     aggregate = pd.read_csv(report / "comparison_aggregate.csv")
-    assert aggregate.iqm_low.isna().all() and set(aggregate.note) == {f"no interval: {reason}"}
-    assert f"–: no interval: {reason}." in (report / "comparison_table.md").read_text()
+    assert aggregate.iqm_low.isna().all() and set(aggregate.note) == {
+        f"interval not shown: {reason}"
+    }
+    assert (report / "comparison_table.md").read_text() == markdown
 
 
 def test_tuned_arms_are_compared_with_the_none_arm_of_their_loss(tmp_path):

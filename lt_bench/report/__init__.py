@@ -1,14 +1,13 @@
 """Turning runs into the tables and figures of a paper: ``write_report(runs_dir, out_dir)``.
 
-The tables are a registry (:mod:`lt_bench.report.tables`): the report writes every registered table
-that has something to show, so adding a table never touches this file. The output folder then
-holds this report only (:mod:`lt_bench.report.output`), and every run the tables leave out is
-named with why (:mod:`lt_bench.report.checks`).
-"""
+The tables and the figures are registries (:mod:`lt_bench.report.tables`,
+:mod:`lt_bench.report.figures`): the report writes every registered table and figure that has
+something to show, so adding a table or a figure never touches this file. The output folder then
+holds this report only (:mod:`lt_bench.report.output`), every run the tables leave out is named
+with why (:mod:`lt_bench.report.checks`), and so is every figure left out or drawn in part."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -20,29 +19,30 @@ import pandas as pd
 from lt_bench import atomic, rundir
 from lt_bench.report.checks import naming_damage, run_folders
 from lt_bench.report.collect import collect
+from lt_bench.report.figures import FigureContext, FigureInputs, NothingToShow, registered_figures
+from lt_bench.report.notes import warnings_section
 from lt_bench.report.output import fresh_folder, previous_report_files, swap_in
 from lt_bench.report.tables import ReportContext, Shown, registered_tables
 from lt_bench.rundir import RunDir
 
 SELECTIONS = {"last": "the last epoch", "best_val": "the best validation epoch"}
-FIGURES = (
-    "per_class_accuracy",
-    "accuracy_vs_ratio",
-    "training_curves",
-    "class_mean_cosine",
-    "tsne",
-    "separability_by_group",
-)  # the stems write_figures may write, as .png and .pdf
+FIGURES = tuple(entry.name for entry in registered_figures())  # stems, as .png and .pdf
 
 
 def write_report(
-    runs_dir: str | Path, out_dir: str | Path, figures: bool = True, baseline: str | None = None
+    runs_dir: str | Path,
+    out_dir: str | Path,
+    figures: bool = True,
+    baseline: str | None = None,
+    tsne: bool = False,
 ) -> dict:
     """runs.csv, every registered table (md, tex, csv), report.md and the figures (png, pdf) in
     ``out_dir``, which then holds this report and nothing else (:mod:`lt_bench.report.output`).
     ``baseline`` is the row every other row is compared with (default: each row's own ``none``
-    row with the same loss and settings). Returns the runs, the files ``written``, the runs not
-    in the tables (``unfinished``) and one line per run or group of runs left out (``skipped``)."""
+    row with the same loss and settings). ``tsne``: draw the t-SNE figure too (a minute or more;
+    without it the report takes seconds). Returns the runs, the files ``written``, the runs not
+    in the tables (``unfinished``) and one line per run or group of runs left out, or figure not
+    drawn (``skipped``)."""
     runs_dir, out_dir = Path(runs_dir), Path(os.path.realpath(out_dir))  # a link: its target
     runs = collect(runs_dir)
     stale = [folder.relative_to(runs_dir).as_posix() for folder in run_folders(runs_dir)[1]]
@@ -52,13 +52,14 @@ def write_report(
     # a damaged file or a foreign file in out_dir is refused with the output folder untouched.
     built = [(entry.name, entry.make(runs, context)) for entry in registered_tables()]
     previous_report_files(out_dir, report_file_names())
-    drawn = read_figure_inputs(done, runs_dir) if figures and not done.empty else None
-    notes = figure_notes(done, drawn)
+    inputs = read_figure_inputs(done, runs_dir) if figures and not done.empty else None
+    drawn = draw_figures(done, inputs, baseline=baseline, tsne=tsne) if inputs else None
+    notes = drawn.notes if drawn is not None else []
     folder = fresh_folder(out_dir)
     try:
         written = _write_files(folder, runs_dir, runs, built, stale, notes)
         if drawn is not None:
-            written += write_figures(done, drawn, folder)
+            written += write_figures(drawn, folder)
         swap_in(folder, out_dir, written, report_file_names() | set(written))
     finally:
         shutil.rmtree(folder, ignore_errors=True)  # gone after a swap; a failure leaves nothing
@@ -70,20 +71,20 @@ def write_report(
     }
 
 
-def figure_notes(done: pd.DataFrame, drawn: FigureInputs | None) -> list[str]:
-    """Figures a report leaves out although it draws figures, and why (never silently)."""
-    if drawn is None:
+def figure_notes(
+    done: pd.DataFrame,
+    inputs: FigureInputs | None,
+    baseline: str | None = None,
+    tsne: bool = False,
+) -> list[str]:
+    """The figures a report that draws figures leaves out, or draws without part of what they
+    could show, each with why (never silently): the lines of report.md's "Figures left out",
+    which ``lt-bench report`` prints. [] with ``--no-figures`` (``inputs`` None)."""
+    if inputs is None:
         return []
-    rows = sorted(set(done.loc[done.dataset == drawn.focus, "label"]))
-    missing = [label for label in rows if label not in drawn.features]
-    if not missing:
-        return []
-    which = "any row" if len(missing) == len(rows) else f"rows {', '.join(missing)}"
-    drawn_or_not = "not drawn" if len(missing) == len(rows) else f"drawn without {which}"
-    return [
-        f"figures class_mean_cosine and tsne {drawn_or_not}: no {rundir.FEATURES} for "
-        f"{which} on {drawn.focus} (light run records keep no feature arrays)"
-    ]
+    drawn = draw_figures(done, inputs, baseline=baseline, tsne=tsne)
+    drawn.close()
+    return drawn.notes
 
 
 def report_file_names() -> set[str]:
@@ -106,7 +107,7 @@ def _write_files(
             sections.append(f"## {table.title}\n\n{table.markdown()}")
     sections += _unfinished_section(runs) + _left_out_section(runs, stale)
     done = runs[runs.status == "done"]
-    sections += _warnings_section(done)
+    sections += warnings_section(done)
     if notes:
         sections.append("## Figures left out\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
     modes = done["selection"].value_counts().to_dict()
@@ -201,60 +202,51 @@ def _with_status(runs: pd.DataFrame, status: str):
     return runs[runs.status == status].itertuples()
 
 
-def _warnings_section(done: pd.DataFrame) -> list[str]:
-    """Every warning sentence of every done run (the tables mark its row †)."""
-    warned = [
-        (r.run_dir, r.label, r.dataset, r.seed, json.loads(r.warnings))
-        for r in done.itertuples()
-        if isinstance(r.warnings, str) and json.loads(r.warnings)
-    ]
-    if not warned:
-        return []
-    lines = [
-        f"- `{run_dir}` ({label}, {dataset}, seed {seed}): {sentence}"
-        for run_dir, label, dataset, seed, sentences in warned
-        for sentence in sentences
-    ]
-    return [
-        f"## Warnings ({len(warned)} of {len(done)} runs; rows marked † in the tables)\n\n"
-        + "\n".join(lines)
-        + "\n"
-    ]
-
-
 # ----------------------------------------------------------------------------- figures
 
 
-@dataclass
-class FigureInputs:
-    """What the figures read from the run folders, beside the runs DataFrame."""
-
-    per_class: dict  # run folder -> its per-class table
-    histories: dict  # run folder -> its metrics, epoch by epoch
-    focus: str  # the data set @ ratio with the largest ratio: t-SNE and cosine heatmaps
-    features: dict  # row label -> (test features, labels) of its lowest-seed run on ``focus``
-
-
 def read_figure_inputs(done: pd.DataFrame, runs_dir: Path) -> FigureInputs:
+    """What the figures read from the run folders of the done runs."""
     per_class, histories = _load_per_run(done, runs_dir)
     focus = sorted(pd.unique(done["dataset"]), key=lambda d: -float(str(d).split("@")[-1]))[0]
     return FigureInputs(per_class, histories, focus, _features_per_method(done, runs_dir, focus))
 
 
-def write_figures(done: pd.DataFrame, drawn: FigureInputs, out_dir: Path) -> list[str]:
-    """The study figures of the done runs, as PNG and PDF."""
-    from lt_bench.report import plots  # matplotlib: only when figures are drawn
+@dataclass
+class DrawnFigures:
+    """Every registered figure that had something to show (stem -> matplotlib Figure, in report
+    order), and the notes on those left out or drawn in part."""
 
-    written = plots.per_class_accuracy_plot(done, drawn.per_class, out_dir)
-    written += plots.accuracy_vs_ratio_plot(done, out_dir)
-    written += plots.training_curves_plot(done, drawn.histories, out_dir)
-    focus, features = drawn.focus, drawn.features
-    if features:
-        written += plots.cosine_heatmaps_plot(
-            features, out_dir, f"{focus}: cosine of centred class means"
-        )
-        written += plots.tsne_plot(features, out_dir, f"{focus}: t-SNE of test features")
-    written += plots.separability_by_group_plot(done, out_dir, focus)
+    figures: dict
+    notes: list[str]
+
+    def close(self) -> None:
+        self.figures.clear()  # no pyplot: a figure is freed with its last reference
+
+
+def draw_figures(
+    done: pd.DataFrame, inputs: FigureInputs, baseline: str | None = None, tsne: bool = False
+) -> DrawnFigures:
+    """Every registered figure of the done runs, each row in one style across them all; a figure
+    with nothing to show is left out with its reason."""
+    context = FigureContext.of(done, baseline, tsne)
+    figures, left_out = {}, []
+    for entry in registered_figures():
+        try:
+            figures[entry.name] = entry.make(done, inputs, context)
+        except NothingToShow as why:
+            left_out.append(f"{entry.name} not drawn: {why}")
+    return DrawnFigures(figures, left_out + context.notes)
+
+
+def write_figures(drawn: DrawnFigures, out_dir: Path) -> list[str]:
+    """The drawn figures as PNG and PDF in ``out_dir``; returns the file names."""
+    from lt_bench.report.figures.style import save_png_and_pdf  # matplotlib: only when drawn
+
+    written = []
+    for stem, fig in drawn.figures.items():
+        written += save_png_and_pdf(fig, out_dir, stem)
+    drawn.close()
     return written
 
 

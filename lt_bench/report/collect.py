@@ -2,10 +2,12 @@
 
 A table row is one *setting*: every config value that varies among the done runs of a data set
 (at a ratio) takes part, except the seed and the keys that do not change the science (folders,
-names, device, workers, progress). Labels stay readable: the method (plus loss, re-weighting and
-second stage), then the varying values that differ from their defaults, e.g.
-``sar (detach_classifier=true)``, ``sar + balanced_softmax (trade_off=0)``,
-``resnet20_cifar / none``. Runs that differ in anything but the seed are never merged.
+names, device, workers, progress). Runs that differ in anything but the seed are never merged.
+Rows and columns are named by :mod:`lt_bench.report.labels`: short automatic labels, or the
+study's own names (``labels.json`` in the runs folder).
+
+Collecting imports no torch: the option defaults the labels compare with are read from the
+methods', losses' and stages' source files (:mod:`lt_bench.report.defaults`).
 
 Model selection is explicit: a run's metrics are those of its last epoch (the long-tail
 convention, ``selection = "last"``); nothing here ever picks a checkpoint by test accuracy.
@@ -14,16 +16,13 @@ convention, ``selection = "last"``); nothing here ever picks a checkpoint by tes
 from __future__ import annotations
 
 import json
-import math
-from functools import cache
 from pathlib import Path
 
 import pandas as pd
 import yaml
-from omegaconf import OmegaConf
 
 from lt_bench import rundir
-from lt_bench.config import LABEL_KEYS, NOT_SETTINGS, Config, flatten, to_dict
+from lt_bench.config import NOT_SETTINGS, flatten, to_dict
 from lt_bench.errors import UserError
 from lt_bench.report.checks import (
     check_run_files,
@@ -34,44 +33,13 @@ from lt_bench.report.checks import (
     split_disagreement,
     tuning_record,
 )
+from lt_bench.report.defaults import run_defaults
+from lt_bench.report.labels import display_names, setting_labels, setting_text
 from lt_bench.rundir import RunDir
+from lt_bench.study.labels import read_labels
 
 METRICS = ("top1", "top5", "balanced", "many", "medium", "few", "ece")
 SHOT_GROUPS = ("many", "medium", "few")  # lt_bench.data.groups.GROUPS (importing it imports torch)
-
-
-def run_label(row: dict) -> str:
-    """The label's base: the method, plus the base loss and re-weighting when not plain CE, plus
-    the second stage."""
-    label = str(row.get("method.name"))
-    loss, reweight = row.get("loss.name", "ce"), row.get("loss.reweight", "none")
-    if loss != "ce" or reweight not in (None, "none"):
-        label += f" + {loss}" + (f"-{reweight}" if reweight not in (None, "none") else "")
-    stage = row.get("stage")
-    if isinstance(stage, str) and stage:
-        label += f" + {stage}"
-    return label
-
-
-@cache
-def _defaults(method: str, loss: str, stage: str | None) -> dict:
-    """Flattened defaults of a run's options: the schema's, its method's, loss's and stage's.
-    A child run's config holds every stage option, but the labels still need the stage's
-    defaults: a varying stage option shows in a label only where it differs from its default."""
-    from lt_bench.losses import LOSSES, Reweighting
-    from lt_bench.methods import METHODS
-    from lt_bench.options import declared_defaults
-    from lt_bench.stages import stage_names, stage_options
-
-    values = to_dict(OmegaConf.structured(Config))
-    if method in METHODS:
-        values["method"].update(declared_defaults(METHODS.get(method)))
-    if loss in LOSSES:
-        values["loss"].update(declared_defaults(LOSSES.get(loss)))
-    values["loss"].update(declared_defaults(Reweighting))
-    if stage in stage_names():  # a child run of a stage that no longer exists: as written
-        values["stage"] = declared_defaults(stage_options(stage))
-    return flatten(values)
 
 
 def _config_values(run: RunDir) -> dict:
@@ -100,7 +68,7 @@ def _config_values(run: RunDir) -> dict:
     flat = flatten(values)
     if flat.get("stage") == "{}":
         flat.pop("stage")  # a training run has no stage options
-    defaults = _defaults(str(method), str(loss), stage)
+    defaults = run_defaults(str(method), str(loss), stage)
     prefixes = ("method.", "loss.", *(("stage.",) if stage else ()))
     for key, value in defaults.items():
         if key.startswith(prefixes):
@@ -118,6 +86,8 @@ def _final(run: RunDir) -> dict:
 
 
 def _final_columns(final: dict) -> dict:
+    tuned = final.get("tuned")
+    values = tuned.get("values") if isinstance(tuned, dict) else None
     return {
         "error": final.get("error"),
         "run_id": final.get("run_id"),
@@ -125,6 +95,8 @@ def _final_columns(final: dict) -> dict:
         "parent": final.get("parent"),
         "selection": (final.get("selection") or {}).get("mode", "last"),
         "warnings": json.dumps(final.get("warnings") or []),  # sentences, as a JSON list
+        # The values the study's search chose for this run's arm (never in a label), as JSON.
+        "tuned": json.dumps(values if isinstance(values, dict) else {}, sort_keys=True),
         **{key: final.get(key) for key in (*METRICS, "grouping", "wall_time_s", "train_images")},
         **_group_sizes(final),
     }
@@ -168,11 +140,11 @@ def _fill_row(row: dict, run: RunDir, choices: set[str] | None) -> None:
         if isinstance(ratio, (int, float))
         else str(row.get("data.name"))
     )
-    settings = {k: _text(v) for k, v in config.items() if k not in NOT_SETTINGS}
+    settings = {k: setting_text(v) for k, v in config.items() if k not in NOT_SETTINGS}
     row["settings"] = json.dumps(settings, sort_keys=True)
     # A row's baseline matches it in every setting but the method's and, in a tuned study, the
     # values each arm tuned for itself (learning rate, weight decay, ...).
-    tuned = set((final.get("tuned") or {}).get("values") or {})
+    tuned = set(json.loads(row["tuned"]))
     row["baseline_key"] = json.dumps(
         {k: v for k, v in settings.items() if not k.startswith("method.") and k not in tuned},
         sort_keys=True,
@@ -187,53 +159,6 @@ def _fill_row(row: dict, run: RunDir, choices: set[str] | None) -> None:
     superseded = earlier_search(final, choices)
     if superseded:
         row.update(status="superseded", error=superseded)
-
-
-def _text(value) -> str:
-    """A config value as labels and setting comparisons show it."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def setting_labels(frame: pd.DataFrame) -> pd.Series:
-    """Each run's row label: its base label, then the keys that vary among the done runs of its
-    data set and whose value differs from the default (``model.name`` as a prefix)."""
-    labels = frame.apply(run_label, axis=1)
-    done = frame[frame.status == "done"]
-    settings = {i: json.loads(text) for i, text in frame["settings"].items()}
-    for _, group in done.groupby("dataset", sort=False):
-        keys = sorted({k for i in group.index for k in settings[i]} - set(LABEL_KEYS))
-        # Varying: two or more values among the runs that have the key (a method's options exist
-        # only for its runs, a stage's only for its child runs).
-        varying = [
-            k for k in keys if len({settings[i][k] for i in group.index if k in settings[i]}) > 1
-        ]
-        for i in frame.index[frame.dataset == group.dataset.iloc[0]]:
-            row = frame.loc[i]
-            stage = row.get("stage.name")
-            defaults = _defaults(
-                str(row.get("method.name")),
-                str(row.get("loss.name")),
-                stage if isinstance(stage, str) else None,
-            )
-            shown = [
-                k
-                for k in varying
-                if k in settings[i] and k in defaults and settings[i][k] != _text(defaults[k])
-            ]
-            label = labels[i]
-            if "model.name" in shown:
-                label = f"{settings[i]['model.name']} / {label}"
-            parts = [
-                f"{k.removeprefix('method.')}={settings[i][k]}" for k in shown if k != "model.name"
-            ]
-            labels[i] = label + (f" ({', '.join(parts)})" if parts else "")
-    return labels
 
 
 def check_one_run_per_seed(frame: pd.DataFrame) -> None:
@@ -285,7 +210,8 @@ def collect(runs_dir: str | Path) -> pd.DataFrame:
             f"no runs under {runs_dir} (no */{rundir.CONFIG}); run lt-bench train or sweep first"
         )
     frame = pd.DataFrame(rows)
-    frame["label"] = setting_labels(frame)
+    frame["auto_label"] = setting_labels(frame)
+    frame["label"], frame["dataset_label"] = display_names(frame, read_labels(runs_dir))
     check_one_run_per_seed(frame)
     check_one_grouping(frame)
     return frame.sort_values(["dataset", "label", "seed", "run_dir"], kind="stable").reset_index(

@@ -27,9 +27,14 @@ And, per row across all data sets @ ratio of a report (each one a task), as rlia
   stratified independent bootstrap interval (the row's and the baseline's runs resampled
   independently within each task).
 
-No interval is printed with one task or one run per task: resampling one run gives no spread, and
-resampling the 3 runs of one task gives an interval far narrower than what a new set of seeds
-would show.
+Guarded, because an aggregate over too little is no aggregate: with one data set @ ratio no
+aggregate is printed (each row's IQM would be its min-max rank on that one task, and its
+P(improvement) the paired comparison's; the per-data-set comparisons are the result, and
+comparison_aggregate.csv keeps the point estimates with the reason). With two or more tasks, an
+interval is printed only when every task has at least 3 runs of the row (and of its baseline): a
+stratified bootstrap of 1 or 2 runs per task draws from 1 or 3 distinct resamples per task, whose
+percentiles say nothing about a new set of seeds. Otherwise the point estimate is printed with
+"interval not shown: N runs over T tasks".
 
 References (google-research/rliable at 3ccd9f4dea577a04d3d2b557f259aac08badbd81):
 ``rliable/metrics.py`` (``aggregate_iqm``: ``scipy.stats.trim_mean(scores, 0.25, axis=None)``;
@@ -56,13 +61,16 @@ import pandas as pd
 from scipy import stats
 
 from lt_bench.errors import UserError
+from lt_bench.report.typeset import DASH, number, tex
 
 GROUPS = ("few", "medium", "many")  # the smallest non-empty shot group is the first with values
 INTERVAL = "95% paired t interval over seeds"
 RESAMPLES = 50_000  # rliable's get_interval_estimates(reps=50000)
 CONFIDENCE = 0.95  # rliable's confidence_interval_size
 PERCENTILES = (100 * (1 - CONFIDENCE) / 2, 100 * (1 + CONFIDENCE) / 2)  # 2.5, 97.5
-NO_INTERVAL = "no interval"
+NO_INTERVAL = "interval not shown"
+MIN_TASKS = 2  # an aggregate across data sets @ ratio needs at least two of them
+MIN_RUNS_PER_TASK = 3  # an interval needs at least 3 runs on every task (module docstring)
 
 
 def paired_difference(row: np.ndarray, baseline: np.ndarray) -> dict:
@@ -211,11 +219,10 @@ def stratified_independent_bootstrap_improvement(
 
 
 def _no_interval(runs_per_task: int, tasks: int) -> str | None:
-    """Why an interval over runs and tasks would mean nothing here, or None."""
-    if tasks < 2:
-        return f"{NO_INTERVAL}: one data set @ ratio"
-    if runs_per_task < 2:
-        return f"{NO_INTERVAL}: one run per data set @ ratio"
+    """Why no interval is printed (too few tasks or runs per task: module docstring), or None."""
+    if tasks < MIN_TASKS or runs_per_task < MIN_RUNS_PER_TASK:
+        runs = runs_per_task * tasks
+        return f"{NO_INTERVAL}: {runs} run{'s' * (runs != 1)} over {tasks} task{'s' * (tasks != 1)}"
     return None
 
 
@@ -332,17 +339,17 @@ def aggregates(
 
 
 def _pp(value: float) -> str:
-    return "–" if math.isnan(value) else f"{100 * value:+.1f}"
+    return number(100 * value, 1, plus=True)
 
 
 def _interval(record) -> str:
     if math.isnan(record.low):
-        return "– (1 seed)"
-    return f"[{100 * record.low:+.1f}, {100 * record.high:+.1f}]"
+        return f"{DASH} (1 seed)"
+    return f"[{_pp(record.low)}, {_pp(record.high)}]"
 
 
 def _fraction(value: float) -> str:
-    return "–" if math.isnan(value) else f"{value:.2f}"
+    return number(value, 2)
 
 
 HEADER = [
@@ -374,40 +381,42 @@ AGGREGATE_CAPTION = (
     "over the row means: 0 the worst row, 1 the best), and the probability of improvement over "
     "the row's baseline averaged over the tasks both ran. 95% CI: stratified-bootstrap percentile "
     f"interval, {RESAMPLES:,} resamples of the runs within each task (for P(improvement), the "
-    "row's and the baseline's runs resampled independently); none with one task or one run per "
-    "task."
+    "row's and the baseline's runs resampled independently), shown only with at least "
+    f"{MIN_TASKS} tasks and {MIN_RUNS_PER_TASK} runs on each (fewer: the point estimate, and "
+    "how many runs and tasks it rests on)."
+)
+
+ONE_TASK = (
+    "No aggregate across data sets @ ratio: these runs have one ({tasks}), and an aggregate over "
+    f"fewer than {MIN_TASKS} would restate the paired comparisons above (comparison_aggregate.csv "
+    "keeps its point estimates)."
 )
 
 
-def _aggregate_cells(record: dict, footnotes: list[str]) -> list[str]:
-    """One row of the aggregate table; a missing interval's reason goes to ``footnotes`` once
-    (it is the same for every row) unless it is the row's own (left out: uneven seeds)."""
+def _aggregate_cells(record: dict) -> list[str]:
+    """One row of the aggregate table: point estimates, and each interval or why it is not shown."""
 
     def value(x) -> str:
-        return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+        return DASH if x is None or (isinstance(x, float) and math.isnan(x)) else number(x, 3)
 
     def interval(low, high, note) -> str:
         if not (low is None or math.isnan(low)):
-            return f"[{low:.3f}, {high:.3f}]"
+            return f"[{number(low, 3)}, {number(high, 3)}]"
         if not isinstance(note, str) or not note:
-            return "–"
-        if note.startswith(NO_INTERVAL):
-            if note not in footnotes:
-                footnotes.append(note)
-            return "–"
-        return f"– ({note})"
+            return DASH
+        return note if note.startswith(NO_INTERVAL) else f"{DASH} ({note})"
 
     runs = record.get("runs")
     cells = [
         record["row"],
         value(record["iqm"]),
         interval(record["iqm_low"], record["iqm_high"], record.get("note")),
-        "–" if runs is None or math.isnan(runs) else str(int(runs)),
+        DASH if runs is None or math.isnan(runs) else str(int(runs)),
     ]
     if "p_improvement" in record:
         base = record.get("baseline")
         cells += [
-            base if isinstance(base, str) else "–",
+            base if isinstance(base, str) else DASH,
             value(record["p_improvement"]),
             interval(
                 record["p_improvement_low"],
@@ -418,10 +427,10 @@ def _aggregate_cells(record: dict, footnotes: list[str]) -> list[str]:
     return cells
 
 
-def _cells(record) -> list[str]:
+def _cells(record, columns: dict) -> list[str]:
     star = "*" if record.excludes_zero else ""
     return [
-        record.dataset,
+        columns.get(record.dataset, record.dataset),
         record.row,
         record.baseline,
         "top-1" if record.metric == "top1" else record.metric,
@@ -433,11 +442,22 @@ def _cells(record) -> list[str]:
     ]
 
 
-def comparison_markdown(table: pd.DataFrame, aggregate: pd.DataFrame) -> str:
+def comparison_markdown(
+    table: pd.DataFrame, aggregate: pd.DataFrame, columns: dict | None = None, tasks: int = 0
+) -> str:
+    """The paired comparisons and, with at least :data:`MIN_TASKS` tasks (``tasks``: how many the
+    runs have; 0: counted from ``aggregate``), the aggregate table; ``columns``: data set @ ratio
+    -> display name."""
+    columns = columns or {}
     lines = [CAPTION, "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in table.itertuples()]
+    lines += ["| " + " | ".join(_cells(r, columns)) + " |" for r in table.itertuples()]
     if table.empty:
-        lines.append("| " + " | ".join(["–"] * len(HEADER)) + " |")
+        lines.append("| " + " | ".join([DASH] * len(HEADER)) + " |")
+    tasks = tasks or _tasks(table, aggregate)
+    if tasks < MIN_TASKS:
+        shown = ", ".join(columns.get(d, d) for d in pd.unique(table.get("dataset", pd.Series([]))))
+        lines += ["", ONE_TASK.format(tasks=shown or f"{tasks}")]
+        return "\n".join(lines) + "\n"
     header = ["Row", "IQM", "95% CI", "Runs"]
     if "p_improvement" in aggregate:
         header += ["Baseline", "P(improvement)", "95% CI"]
@@ -448,24 +468,26 @@ def comparison_markdown(table: pd.DataFrame, aggregate: pd.DataFrame) -> str:
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
-    footnotes: list[str] = []
     for record in aggregate.to_dict("records"):
-        lines.append("| " + " | ".join(_aggregate_cells(record, footnotes)) + " |")
-    if footnotes:
-        lines += ["", "–: " + "; ".join(footnotes) + "."]
+        lines.append("| " + " | ".join(_aggregate_cells(record)) + " |")
     return "\n".join(lines) + "\n"
 
 
-def comparison_latex(table: pd.DataFrame) -> str:
-    def tex(text: str) -> str:
-        return (
-            str(text).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
-            .replace("Δ", r"$\Delta$").replace("–", "--")
-        )  # fmt: skip
+def _tasks(table: pd.DataFrame, aggregate: pd.DataFrame) -> int:
+    """How many data sets @ ratio the aggregate is over (else the comparisons are)."""
+    if "tasks" in aggregate:
+        counts = pd.to_numeric(aggregate["tasks"], errors="coerce").dropna()
+        if not counts.empty:
+            return int(counts.max())
+    return int(table["dataset"].nunique()) if "dataset" in table else 0
 
+
+def comparison_latex(table: pd.DataFrame, columns: dict | None = None) -> str:
+    """The paired comparisons as a booktabs tabular (what each column is: % comments under it)."""
+    columns = columns or {}
     lines = [r"\begin{tabular}{llllrlrrr}", r"\toprule", " & ".join(map(tex, HEADER)) + r" \\"]
     lines.append(r"\midrule")
-    lines += [" & ".join(tex(c) for c in _cells(r)) + r" \\" for r in table.itertuples()]
+    lines += [" & ".join(tex(c) for c in _cells(r, columns)) + r" \\" for r in table.itertuples()]
     lines += [
         r"\bottomrule",
         r"\end{tabular}",

@@ -7,7 +7,7 @@ A study file (``experiments/studies/*.yaml``)::
     fixed: {optim.epochs: 12}           # overrides for every point (optional)
     arms:                               # optional: settings that are not a product, each crossed
       - {method.name: none}             # with the grid (default: one empty arm)
-      - {method.name: sar, method.trade_off: 0}
+      - {method.name: sar, method.trade_off: 0, label: SAR (no pull)}
     grid:                               # the product of these lists
       method.name: [none, center, prototype, etf, sar]
       data.ratio: [10, 100]
@@ -18,6 +18,17 @@ A study file (``experiments/studies/*.yaml``)::
       trials: 8                         # random draws per arm (default 8), common to all arms
       seed: 1000                        # the trials' training seed, never a final's (default 1000)
       space: {optim.lr: {log_uniform: [0.01, 0.2]}}
+    labels:                             # optional: column names, data set @ ratio -> display name
+      mnist_lt@100: MNIST-LT ρ=100
+
+Names in tables and figures (optional; :mod:`lt_bench.study.labels` saves them in the runs folder,
+where ``lt-bench report`` reads them): an arm's ``label`` names its rows (every seed, data set and
+second stage of the arm: ``SAR (no pull) + cRT``); ``labels`` maps a column, ``<data.name>@<ratio>``
+as the report shows it, to its display name. A labelled arm needs a grid that varies only the
+seed and the data set (``seed``, ``data.name``, ``data.ratio``): any other grid key would give one
+name to several rows. Rows without a label keep their automatic name (method, loss, stage and the
+non-tuned values that differ from their defaults). A label is never part of a run's config, so it
+changes no run id.
 
 Reading a study needs no torch: ``lt-bench sweep --status`` stays fast.
 """
@@ -36,7 +47,10 @@ from omegaconf import DictConfig
 from lt_bench.config import load_config
 from lt_bench.errors import UserError
 
-STUDY_KEYS = ("name", "base", "fixed", "arms", "grid", "slurm", "stages", "tune")
+STUDY_KEYS = ("name", "base", "fixed", "arms", "grid", "slurm", "stages", "tune", "labels")
+ARM_LABEL = "label"  # an arm's display name: never a config key, never in a run's config
+# The grid keys a labelled arm may have: they vary the seed (replicates of a row) or the column.
+LABELLED_ARM_GRID_KEYS = ("seed", "data.name", "data.ratio")
 TUNE_KEYS = ("trials", "seed", "strategy", "space", "space_by_method", "at")
 STRATEGIES = ("random", "grid")
 DEFAULT_TRIALS = 8  # per arm: enough that one lucky draw cannot decide a row
@@ -71,6 +85,8 @@ class Study:
     slurm: dict = field(default_factory=dict)
     stages: list = field(default_factory=list)
     tune: Tuning | None = None
+    arm_labels: list = field(default_factory=list)  # each arm's display name, or None
+    column_labels: dict = field(default_factory=dict)  # data set @ ratio -> display name
 
 
 def load_study(path: str | Path) -> Study:
@@ -82,18 +98,22 @@ def load_study(path: str | Path) -> Study:
     raw = _read_yaml(path)
     where = f"study file {path}"
     _check_keys(raw, STUDY_KEYS, f"{where} has")
+    arms, arm_labels = _arms(raw.get("arms"), where)
     study = Study(
         _text(raw, "name", where) or path.stem,
         (path.parent / raw["base"]).resolve() if _text(raw, "base", where) else None,
         _mapping(raw.get("fixed"), f"{where}: fixed", "{optim.epochs: 12}"),
         _grid(raw.get("grid"), where),
-        _arms(raw.get("arms"), where),
+        arms,
         _slurm(raw.get("slurm"), where),
         _stages(raw.get("stages"), where),
         parse_tuning(raw["tune"], path) if raw.get("tune") is not None else None,
+        arm_labels,
     )
     _check_overlaps(study, where)
     _check_points(study, where)
+    _check_arm_labels(study, where)
+    study.column_labels = _column_labels(raw.get("labels"), study, where)
     return study
 
 
@@ -148,12 +168,89 @@ def _grid(value, where: str) -> dict:
     return grid
 
 
-def _arms(value, where: str) -> list[dict]:
+def _arms(value, where: str) -> tuple[list[dict], list[str | None]]:
+    """The arms' overrides, and each arm's ``label`` taken out of them (None: no label)."""
     if not value:
-        return [{}]
+        return [{}], []
     if not isinstance(value, list) or not all(isinstance(arm, dict) for arm in value):
         raise UserError(f"{where}: arms must be a list of mappings, e.g. - {{method.name: sar}}")
-    return [_mapping(arm, f"{where}: arm {arm}", "{method.name: sar}") for arm in value]
+    arms = [_mapping(arm, f"{where}: arm {arm}", "{method.name: sar}") for arm in value]
+    labels = [arm.pop(ARM_LABEL, None) for arm in arms]
+    for arm, label in zip(arms, labels):
+        if label is not None and (not isinstance(label, str) or not label.strip()):
+            raise UserError(
+                f"{where}: arm {arm} has label {label!r}; a label is a non-empty string, e.g. "
+                "label: SAR (no pull)"
+            )
+    named = [label for label in labels if label is not None]
+    twice = next((label for label in named if named.count(label) > 1), None)
+    if twice is not None:
+        raise UserError(f"{where}: two arms have label {twice!r}; give each arm a label of its own")
+    return arms, labels if named else []
+
+
+def _check_arm_labels(study: Study, where: str) -> None:
+    """A labelled arm names one row per column: its grid may vary only the seed and the data set."""
+    if not study.arm_labels:
+        return
+    varying = [key for key in study.grid if key not in LABELLED_ARM_GRID_KEYS]
+    if varying:
+        raise UserError(
+            f"{where}: grid key {varying[0]!r} would give each arm label to several rows; move "
+            "its values into the arms (one labelled arm per value), or drop the labels"
+        )
+
+
+def _column_labels(value, study: Study, where: str) -> dict[str, str]:
+    """The ``labels:`` section: ``<data.name>@<ratio>`` -> display name, for the study's data sets."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UserError(
+            f"{where}: labels must be a mapping of columns to names, e.g. "
+            f"{{mnist_lt@100: MNIST-LT ρ=100}}, not {value!r}"
+        )
+    labels, names = dict(value), study_data_names(study)
+    for key, label in labels.items():
+        name, at, ratio = str(key).rpartition("@")
+        if not at or name not in names or not _is_number(ratio):
+            raise UserError(
+                f"{where}: labels key {key!r} is not a column of this study (<data set>@<ratio>, "
+                f"data sets: {', '.join(sorted(names))}); to name a row, give its arm a label: "
+                "- {method.name: sar, label: SAR}"
+            )
+        if not isinstance(label, str) or not label.strip():
+            raise UserError(
+                f"{where}: labels.{key} is {label!r}; a column name is a non-empty string"
+            )
+    named = list(labels.values())
+    twice = next((label for label in named if named.count(label) > 1), None)
+    if twice is not None:
+        raise UserError(f"{where}: two columns have label {twice!r}; give each its own name")
+    return labels
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def study_data_names(study: Study) -> set[str]:
+    """The data sets (``data.name``) the study's points use."""
+    first = {key: values[0] for key, values in study.grid.items()}
+    names = {str(resolve(study, {**arm, **first}, "runs").data.name) for arm in study.arms}
+    return names | {str(name) for name in study.grid.get("data.name", [])}
+
+
+def point_labels(study: Study) -> list[str | None]:
+    """Each point's display name, in :func:`combinations`' order (None: no label)."""
+    if not study.arm_labels:
+        return [None] * len(combinations(study))
+    per_arm = math.prod(len(values) for values in study.grid.values())
+    return [label for label in study.arm_labels for _ in range(per_arm)]
 
 
 def _slurm(value, where: str) -> dict:

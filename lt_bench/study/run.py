@@ -3,7 +3,8 @@
 An untuned study is one phase: its points. A tuned study is two: the tuning trials under
 ``<runs>/tune``, then, once every trial is scored on validation, the final points with each arm's
 chosen values. Without a launcher nothing is run (``--status``, ``--dry-run``): the phases say
-what is done, and why the final runs wait.
+what is done, and why the final runs wait. The study's display names are saved beside the runs
+(``labels.json``, :mod:`lt_bench.study.labels`) once the points they name are known.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lt_bench.study.file import Study, combinations, resolve
+from lt_bench.study.labels import write_labels
 from lt_bench.study.points import Point, expand, move_aside, point_status, stale, unique
 from lt_bench.study.tune import (
     arm_key,
@@ -56,8 +58,17 @@ def run_study(
     run again."""
     runs_dir = Path(runs_dir)
     if study.tune is None:
-        return [_run_phase("", expand(study, runs_dir), runs_dir, launcher, rerun_stale)]
+        points = expand(study, runs_dir)
+        _save_labels(study, runs_dir, points, launcher)
+        return [_run_phase("", points, runs_dir, launcher, rerun_stale)]
     return _run_tuned(study, runs_dir, launcher, rerun_stale)
+
+
+def _save_labels(study: Study, runs_dir: Path, points: list[Point], launcher) -> None:
+    """labels.json, when the sweep launches or its runs folder exists (a first status pass writes
+    nothing, as for the tuning record)."""
+    if launcher is not None or runs_dir.exists():
+        write_labels(study, runs_dir, points)
 
 
 def _run_phase(
@@ -95,6 +106,7 @@ def _run_tuned(
         return [tuning]
     at = study.tune.at
     finals = expand(study, runs_dir, tuned=lambda o: chosen[arm_key(o, at)].values)
+    _save_labels(study, runs_dir, finals, launcher)
     final = _run_phase("final", finals, runs_dir, launcher, rerun_stale)
     if record is not None:
         choices = {arm["arm"]: arm["chosen"] for arm in record["arms"]}

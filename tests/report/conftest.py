@@ -38,3 +38,12 @@ def fixture_runs(tmp_path) -> Path:
     shutil.copytree(FIXTURES / "runs", runs)
     atomic.write_json(runs / "tune" / "tuning.json", TUNING_RECORD)
     return runs
+
+
+@pytest.fixture(scope="session")
+def fourteen_arms(tmp_path_factory) -> Path:
+    """A light study as large as a real one (tests/report/fixtures.py): 14 arms x 3 seeds x ratios
+    10 and 100, features for two arms; made once per session, never written to."""
+    from tests.report.fixtures import fabricate_study
+
+    return fabricate_study(tmp_path_factory.mktemp("fourteen_arms") / "runs")

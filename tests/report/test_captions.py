@@ -31,7 +31,7 @@ def test_every_table_states_its_grouping_and_what_plus_minus_is(tmp_path):
         (out / "main_table.tex")
         .read_text()
         .endswith(
-            r"\par\smallskip{\footnotesize Many/Medium/Few: absolute groups, $>$100 / 20-100 / "
+            r"\par\smallskip{\footnotesize Many/Medium/Few: absolute groups, $>$100 / 20--100 / "
             r"$<$20 training images. Cells: mean $\pm$ sample std over 2 seeds.}" + "\n"
         )
     )

@@ -57,7 +57,7 @@ def test_finals_of_an_earlier_search_are_left_out_and_named(tmp_path, capsys):
     frame = collect(runs)
     assert frame.status.value_counts().to_dict() == {"done": 4, "superseded": 2}
     assert set(frame.loc[frame.status == "superseded", "run_dir"]) == {f.name for f in earlier}
-    rows = ["none (optim.lr=0.05)", "sar"]  # one row per arm: the earlier lr is no setting
+    rows = ["none", "sar"]  # one row per arm: the earlier lr is no setting, a tuned one no label
     assert sorted(set(frame.loc[frame.status == "done", "label"])) == rows
 
     assert main(["report", str(runs), "--out", str(tmp_path / "out"), "--no-figures"]) == 0

@@ -18,6 +18,7 @@ TABLES = ("main_table", "separability_table", "centroid_table", "ratio_table", "
 EVERY_TABLE = {f"{name}.{suffix}" for name in TABLES for suffix in ("md", "tex", "csv")} | {
     "comparison_aggregate.csv"
 }
+SETTINGS = {"settings.md", "settings.tex", "settings.csv"}  # only while two rows differ
 
 
 def report(runs, out, capsys) -> str:
@@ -42,7 +43,7 @@ def test_a_run_marked_failed_leaves_the_next_report_and_nothing_stale_remains(tm
     none = fake_run(runs, ["method.name=none"], 0, 0.40, 0.1)
     sar = fake_run(runs, ["method.name=sar"], 0, 0.60, 0.2)
     printed = report(runs, out, capsys)
-    assert holds_this_report_only(out) == {"runs.csv", "report.md"} | EVERY_TABLE
+    assert holds_this_report_only(out) == {"runs.csv", "report.md"} | EVERY_TABLE | SETTINGS
     assert "| sar | **60.0** |" in (out / "main_table.md").read_text()
 
     RunDir(sar).mark_failed("NonFiniteLoss: the loss became nan at epoch 3", None, False)
@@ -52,7 +53,7 @@ def test_a_run_marked_failed_leaves_the_next_report_and_nothing_stale_remains(tm
     assert table in printed and "| sar |" not in printed  # it prints the table it wrote
     assert f"  failed: {sar.name}: NonFiniteLoss: the loss became nan at epoch 3" in printed
     assert f"2 runs (1 done, 1 failed); wrote {len(EVERY_TABLE) + 2} files" in printed
-    assert holds_this_report_only(out) == {"runs.csv", "report.md"} | EVERY_TABLE
+    assert holds_this_report_only(out) == {"runs.csv", "report.md"} | EVERY_TABLE  # no settings
 
     RunDir(none).mark_failed("NonFiniteLoss: again", None, False)
     printed = report(runs, out, capsys)

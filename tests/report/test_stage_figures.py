@@ -1,13 +1,15 @@
 """The figures of a study with second stages: a tau_norm child's metrics.jsonl holds its tau
 curve (rows with epoch 0, no loss), an ncm child's is empty; neither has training epochs, so the
-training curves show the parent only, and the report draws every figure."""
+training curves show the parent only, and the report draws every figure that has something to show
+(one ratio: no accuracy-against-ratio figure, and the report says so)."""
 
 import pytest
 
 from lt_bench.config import load_config
 from lt_bench.engine import train
-from lt_bench.report import plots, read_figure_inputs, write_report
+from lt_bench.report import read_figure_inputs, write_report
 from lt_bench.report.collect import collect
+from lt_bench.report.figures import NothingToShow, training_curves
 from lt_bench.rundir import run_path
 from lt_bench.stages import retrain
 from tests.conftest import tiny
@@ -36,18 +38,20 @@ def test_training_curves_read_training_epochs_only(runs):
     assert len(drawn.per_class) == 3  # every run has per-class accuracy
 
 
-def test_the_report_draws_every_figure_over_second_stages(runs, tmp_path, monkeypatch):
-    # t-SNE takes seconds a panel and reads only features (test_report.py draws it): stubbed here.
-    monkeypatch.setattr(plots, "tsne_plot", lambda *args, **kwargs: ["tsne.png", "tsne.pdf"])
-    written = write_report(runs, tmp_path / "out")["written"]
-    stems = ("training_curves", "per_class_accuracy", "accuracy_vs_ratio", "class_mean_cosine")
-    for stem in (*stems, "separability_by_group"):
-        assert {f"{stem}.png", f"{stem}.pdf"} <= set(written)
+def test_the_report_draws_every_figure_over_second_stages(runs, tmp_path):
+    result = write_report(runs, tmp_path / "out")
+    stems = ("training_curves", "per_class_accuracy", "class_mean_cosine", "performance_profile")
+    for stem in (*stems, "separability_by_group", "interval_estimates"):
+        assert {f"{stem}.png", f"{stem}.pdf"} <= set(result["written"])
         assert (tmp_path / "out" / f"{stem}.pdf").read_bytes()[:4] == b"%PDF"
+    assert "accuracy_vs_ratio.png" not in result["written"]
+    assert any(line.startswith("accuracy_vs_ratio not drawn: ") for line in result["skipped"])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
 
 
-def test_no_training_epochs_no_training_curves(runs, tmp_path):
+def test_no_training_epochs_no_training_curves(runs):
     done = collect(runs)
-    assert plots.training_curves_plot(done, {}, tmp_path) == []  # nothing to show: no figure
-    assert list(tmp_path.iterdir()) == []
+    inputs = read_figure_inputs(done, runs)
+    inputs.histories = {}
+    with pytest.raises(NothingToShow, match="no done run has training epochs"):
+        training_curves(done, inputs)  # nothing to show: no figure

@@ -14,6 +14,7 @@ from lt_bench.report.tables.grid import dataset_table
 def test_the_registry_holds_the_report_tables_in_report_order():
     assert [t.name for t in registered_tables()] == [
         "main_table",
+        "settings",
         "separability_table",
         "centroid_table",
         "ratio_table",

@@ -73,18 +73,23 @@ def spread_caption(seed_counts: Iterable[int]) -> str | None:
 
 
 def empty_group_caption(
-    done: pd.DataFrame, groups: Iterable[str], column_group: str, grouping: str | None
+    done: pd.DataFrame,
+    groups: Iterable[str],
+    column_group: str,
+    grouping: str | None,
+    names: dict | None = None,
 ) -> str | None:
     """A note for each shown shot group that holds no class in every done run of a column group
-    (``column_group``: the column of ``done`` the table's column groups come from), e.g.
-    ``– in Few: no class has <20 training images (cifar10_lt@100)``; None when there is none."""
+    (``column_group``: the column of ``done`` the table's column groups come from; ``names``: their
+    display names), e.g. ``– in Few: no class has <20 training images (cifar10_lt@100)``; None
+    when there is none."""
     notes = []
     for group in groups:
         key = f"group_size.{group}"
         if key not in done:
             continue
         empty = [
-            str(name)
+            (names or {}).get(str(name), str(name))
             for name, runs in done.groupby(column_group, sort=False)
             if (pd.to_numeric(runs[key], errors="coerce") == 0).all()
         ]

@@ -1,7 +1,9 @@
 """The mean ± std grid every per-data-set table shares: cells over seeds (mean and sample standard
 deviation), best in bold, as Markdown (README-ready), LaTeX (booktabs) and CSV, each with its
-caption (the shot grouping, what ± is: :mod:`.captions`); and the helpers that fill it from the runs
-DataFrame."""
+caption (the shot grouping, what ± is: :mod:`.captions`) and one footnote per distinct warning
+(:mod:`lt_bench.report.notes`); and the helpers that fill it from the runs DataFrame. Rows and
+columns carry their display names (:mod:`lt_bench.report.labels`); numbers carry a real minus
+sign (:mod:`lt_bench.report.typeset`)."""
 
 from __future__ import annotations
 
@@ -12,12 +14,14 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from lt_bench.report.collect import check_one_grouping
+from lt_bench.report.notes import footnote, grouped_warnings
 from lt_bench.report.tables.captions import (
     empty_group_caption,
     grouping_caption,
     shot_group_of,
     spread_caption,
 )
+from lt_bench.report.typeset import DASH, number, tex, tex_caption
 
 
 @dataclass
@@ -36,21 +40,18 @@ class Table:
     settings: dict = field(default_factory=dict)  # (row, group) -> the row's settings there
     caption: list[str] = field(default_factory=list)  # sentences under the table (md and tex)
     grouping: str | None = None  # the shot grouping of its Many/Medium/Few columns (CSV column)
+    column_labels: dict = field(default_factory=dict)  # column group -> its display name
 
     def label(self, row: str) -> str:
         return f"{row} †" if row in self.notes else row
 
-    def footnotes(self, shown: int = 3) -> list[str]:
-        """Under the table: each marked row's warnings (the first ``shown`` distinct ones)."""
-        lines = []
-        for row in self.rows:
-            sentences = self.notes.get(row, [])
-            lines += [f"† {row}: {sentence}" for sentence in sentences[:shown]]
-            if len(sentences) > shown:
-                lines.append(
-                    f"† {row}: and {len(sentences) - shown} more (report.md lists them all)"
-                )
-        return lines
+    def column(self, group: str) -> str:
+        return self.column_labels.get(group, group)
+
+    def footnotes(self) -> list[str]:
+        """Under the table: each distinct warning once, naming the rows it concerns."""
+        pairs = [(row, sentence) for row in self.rows for sentence in self.notes.get(row, [])]
+        return [footnote(warning) for warning in grouped_warnings(pairs)]
 
     def cell(self, row: str, group: str, metric: str) -> tuple[float, float, int]:
         return self.cells.get((row, group, metric), (math.nan, math.nan, 0))
@@ -66,9 +67,9 @@ class Table:
     def text(self, row: str, group: str, metric: str) -> str:
         mean, std, n = self.cell(row, group, metric)
         if n == 0 or math.isnan(mean):
-            return "–"
-        body = f"{mean * self.scale:.{self.digits}f}"
-        return body + (f" ± {std * self.scale:.{self.digits}f}" if n > 1 else "")
+            return DASH
+        body = number(mean * self.scale, self.digits)
+        return body + (f" ± {number(std * self.scale, self.digits)}" if n > 1 else "")
 
     def seeds(self, row: str, group: str) -> int:
         return max((self.cell(row, group, m)[2] for m, _ in self.columns), default=0)
@@ -76,7 +77,10 @@ class Table:
     # -------------------------------------------------------------- renderers
 
     def markdown(self) -> str:
-        header = ["Method"] + [f"{g} {h}" for g in self.groups for _, h in self.columns] + ["Seeds"]
+        header = ["Method"] + [
+            f"{self.column(g)} {h}" for g in self.groups for _, h in self.columns
+        ]
+        header.append("Seeds")
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for row in self.rows:
             cells = [self.label(row)]
@@ -96,7 +100,9 @@ class Table:
         lines = [r"\begin{tabular}{" + spec + "}", r"\toprule"]
         lines.append(
             " & "
-            + " & ".join(rf"\multicolumn{{{ncols}}}{{c}}{{{_tex(g)}}}" for g in self.groups)
+            + " & ".join(
+                rf"\multicolumn{{{ncols}}}{{c}}{{{tex(self.column(g))}}}" for g in self.groups
+            )
             + r" & \\"
         )
         rules = [
@@ -104,14 +110,14 @@ class Table:
             for i in range(len(self.groups))
         ]
         lines.append(" ".join(rules))
-        headers = [_tex(h) for _ in self.groups for _, h in self.columns]
+        headers = [tex(h) for _ in self.groups for _, h in self.columns]
         lines.append("Method & " + " & ".join(headers) + r" & Seeds \\")
         lines.append(r"\midrule")
         for row in self.rows:
-            cells = [_tex(row) + (r"$^\dagger$" if row in self.notes else "")]
+            cells = [tex(row) + (r"$^\dagger$" if row in self.notes else "")]
             for group in self.groups:
                 for metric, _ in self.columns:
-                    text = self.text(row, group, metric).replace("±", r"$\pm$").replace("–", "--")
+                    text = tex(self.text(row, group, metric))
                     cells.append(
                         rf"\textbf{{{text}}}" if row in self.best_rows(group, metric) else text
                     )
@@ -119,9 +125,10 @@ class Table:
             lines.append(" & ".join(cells) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}"]
         if self.caption:  # visible under the table: \input the file inside a table float
-            lines.append(r"\par\smallskip{\footnotesize " + _tex_text(" ".join(self.caption)) + "}")
-        if self.notes:
-            lines.append(r"% \dagger: rows whose runs carry warnings; see report.md")
+            lines.append(
+                r"\par\smallskip{\footnotesize " + tex_caption(" ".join(self.caption)) + "}"
+            )
+        lines += [r"\par{\footnotesize " + tex_caption(note) + "}" for note in self.footnotes()]
         return "\n".join(lines) + "\n"
 
     def frame(self) -> pd.DataFrame:
@@ -134,6 +141,7 @@ class Table:
                         {
                             "method": row,
                             "group": group,
+                            "column": self.column(group),
                             "metric": header,
                             "mean": mean * self.scale,
                             "std": std * self.scale,
@@ -149,18 +157,9 @@ class Table:
         return {}
 
 
-def _tex(text: str) -> str:
-    return str(text).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
-
-
-def _tex_text(text: str) -> str:
-    """A caption sentence as LaTeX text."""
-    for plain, tex in (("±", r"$\pm$"), ("–", "--"), (">", r"$>$"), ("<", r"$<$")):
-        text = text.replace(plain, tex)
-    return _tex(text)
-
-
-def table_caption(done: pd.DataFrame, cells: dict, columns, group_column: str) -> dict:
+def table_caption(
+    done: pd.DataFrame, cells: dict, columns, group_column: str, names: dict | None = None
+) -> dict:
     """The caption sentences of a table of ``done`` runs and its grouping: a table with a shot-group
     column states its grouping (refusing runs of two groupings) and its empty groups; every table
     says what ± is. Returns Table's ``caption`` and ``grouping`` keywords."""
@@ -168,7 +167,7 @@ def table_caption(done: pd.DataFrame, cells: dict, columns, group_column: str) -
     caption, grouping = [], None
     if groups:
         grouping = check_one_grouping(done)  # collect refuses a mixture; so do the tables
-        empty = empty_group_caption(done, dict.fromkeys(groups), group_column, grouping)
+        empty = empty_group_caption(done, dict.fromkeys(groups), group_column, grouping, names)
         caption.append(grouping_caption(grouping) + (f"; {empty}." if empty else "."))
     spread = spread_caption(n for (_, _, n) in cells.values())
     return {"caption": caption + ([spread] if spread else []), "grouping": grouping}
@@ -223,13 +222,22 @@ def _num(v) -> float:
 
 
 def row_order(done: pd.DataFrame) -> list[str]:
-    """Baselines first in a fixed order, SAR last, other labels alphabetically in between."""
+    """Baselines first in a fixed order, SAR last, other methods in between; within a method, by
+    automatic label, so that a study's display names never reorder the rows."""
     order = {"none": 0, "center": 1, "prototype": 2, "etf": 3, "sar": 9}
+    methods = dict(zip(done["label"], done.get("method.name", done["label"])))
+    automatic = dict(zip(done["label"], done.get("auto_label", done["label"])))
+    return sorted(
+        pd.unique(done["label"]),
+        key=lambda label: (order.get(str(methods[label]), 5), str(automatic[label]), label),
+    )
 
-    def method(label: str) -> str:  # "resnet20_cifar / sar + ldam (trade_off=0)" -> "sar"
-        return label.split(" / ")[-1].split(" ")[0]
 
-    return sorted(pd.unique(done["label"]), key=lambda label: (order.get(method(label), 5), label))
+def column_names(done: pd.DataFrame) -> dict:
+    """Data set @ ratio -> its display name (``dataset_label``)."""
+    if "dataset_label" not in done:
+        return {}
+    return {str(d): str(name) for d, name in zip(done["dataset"], done["dataset_label"])}
 
 
 def dataset_table(
@@ -247,6 +255,7 @@ def dataset_table(
         return None
     groups = [str(g) for g in dataset_order(done["dataset"])]
     cells = aggregate_cells(done, "dataset", [key for key, _ in columns])
+    names = column_names(done)
     return Table(
         title,
         row_order(done),
@@ -258,5 +267,6 @@ def dataset_table(
         digits=digits,
         notes=warning_notes(done),
         settings=row_settings(done, "dataset"),
-        **table_caption(done, cells, columns, "dataset"),
+        column_labels=names,
+        **table_caption(done, cells, columns, "dataset", names),
     )

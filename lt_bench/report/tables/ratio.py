@@ -8,6 +8,7 @@ from lt_bench.report.tables.face import ReportContext, table
 from lt_bench.report.tables.grid import (
     Table,
     aggregate_cells,
+    column_names,
     row_order,
     row_settings,
     table_caption,
@@ -30,6 +31,13 @@ def ratio_table(runs: pd.DataFrame, context: ReportContext | None = None) -> Tab
     ]
     columns = [("top1", "All")]
     cells = aggregate_cells(done, "ratio_group", ["top1"])
+    # A column the study names (labels.json) shows its name; the others "<data set> ratio <r>".
+    named = column_names(done)
+    names = {
+        group: named[dataset]
+        for group, dataset in zip(done["ratio_group"], done["dataset"])
+        if named.get(dataset, dataset) != dataset
+    }
     return Table(
         "Top-1 accuracy (%) by imbalance ratio",
         row_order(done),
@@ -40,6 +48,7 @@ def ratio_table(runs: pd.DataFrame, context: ReportContext | None = None) -> Tab
         scale=100,
         notes=warning_notes(done),
         settings=row_settings(done, "ratio_group"),
+        column_labels=names,
         **table_caption(done, cells, columns, "ratio_group"),  # top-1 only: no grouping to state
     )
 
