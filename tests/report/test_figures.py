@@ -127,7 +127,8 @@ def test_a_figure_with_nothing_to_show_is_left_out_with_why(tmp_path, capsys):
         "class_mean_cosine not drawn: no features.npz for any row on mnist_lt@100 (light run "
         "records keep no feature arrays)",
         "tsne not drawn: pass --tsne",
-        "interval_estimates drawn without intervals: ",
+        "interval_estimates not drawn: one data set @ ratio: scores normalised across tasks "
+        "need two or more",
         "probability_of_improvement drawn without intervals: ",
         "performance_profile drawn without bands for every row: ",
     ]
@@ -136,9 +137,11 @@ def test_a_figure_with_nothing_to_show_is_left_out_with_why(tmp_path, capsys):
     for note in notes:
         assert f"- {note}" in section and note in printed, note
     written = {p.name for p in (tmp_path / "out").iterdir()}
-    for stem in ("accuracy_vs_ratio", "training_curves", "class_mean_cosine", "tsne"):
+    for stem in (
+        "accuracy_vs_ratio", "training_curves", "class_mean_cosine", "tsne", "interval_estimates"
+    ):
         assert f"{stem}.png" not in written
-    for stem in ("per_class_accuracy", "interval_estimates", "performance_profile"):
+    for stem in ("per_class_accuracy", "probability_of_improvement", "performance_profile"):
         assert {f"{stem}.png", f"{stem}.pdf"} <= written
     done = collect(runs)
     with pytest.raises(NothingToShow, match="no done run has training epochs"):

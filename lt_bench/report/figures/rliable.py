@@ -70,6 +70,11 @@ def interval_estimates(
     """Per row, across all runs and tasks: the mean and the IQM of top-1 normalised per task, each
     with its 95% stratified-bootstrap interval (the IQM's is the comparison table's)."""
     context = context_for(done, context)
+    if done.dataset.nunique() < 2:  # min-max normalised over one task only ranks the rows
+        raise NothingToShow(
+            "one data set @ ratio: scores normalised across tasks need two or more (the main "
+            "table has each row's mean ± std)"
+        )
     table = estimates.interval_estimates(done)
     drawn = table[table["iqm"].notna()]
     if drawn["row"].nunique() < 2:
