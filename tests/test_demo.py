@@ -15,7 +15,19 @@ RESULTS = ROOT / "results" / "mnist_lt_demo"
 def test_committed_demo_results_are_complete():
     runs = pd.read_csv(RESULTS / "runs.csv")
     assert len(runs) == 30 and (runs.status == "done").all()
-    assert sorted(runs.label.unique()) == [
+    assert sorted(runs.label.unique()) == [  # the study file's labels
+        "center",
+        "etf",
+        "none",
+        "none + BS",
+        "prototype",
+        "sar",
+        "sar + BS",
+        "sar anchor-only",
+        "sar anchor-only + BS",
+        "sar pull-only",
+    ]
+    assert sorted(runs.auto_label.unique()) == [  # what the report names them without labels
         "center",
         "etf",
         "none",

@@ -8,7 +8,18 @@ import yaml
 
 from lt_bench.cli import main
 from lt_bench.errors import UserError
-from lt_bench.study import arm_key, choose, draw, edges, load_study, trial_points, trial_score
+from lt_bench.study import (
+    arm_key,
+    choose,
+    draw,
+    edges,
+    load_study,
+    record_frame,
+    record_markdown,
+    trial_points,
+    trial_score,
+    write_record,
+)
 from tests.test_sweep import BASE
 
 STUDY = """
@@ -288,3 +299,20 @@ def test_an_arm_keeps_its_own_values_and_tunes_at_the_given_point(tmp_path):
         assert trial.point.cfg.data.ratio == 4
         if trial.point.cfg.method.name == "sar":
             assert trial.point.cfg.method.trade_off == 0 and "method.trade_off" not in trial.values
+
+
+def test_the_tuning_record_and_table_name_each_arm_by_its_label(tmp_path):
+    """An arm's study label reaches tuning.json, tuning.md and tuning.csv beside its overrides;
+    an arm without one keeps its overrides as its name."""
+    (tmp_path / "base.yaml").write_text(BASE)
+    labelled = STUDY.replace("  - {method.name: sar}", "  - {method.name: sar, label: SAR}")
+    (tmp_path / "s.yaml").write_text(labelled)
+    study = load_study(tmp_path / "s.yaml")
+    trials = trial_points(study, tmp_path / "runs")
+    record = write_record(study, tmp_path / "runs", trials, {}, None)
+    assert [arm.get("label") for arm in record["arms"]] == [None, "SAR"]
+    markdown = record_markdown(record)
+    assert "| SAR (method.name=sar) | – |" in markdown and "| method.name=none | – |" in markdown
+    frame = record_frame(record)
+    assert set(frame.loc[frame.arm == "method.name=sar", "label"]) == {"SAR"}
+    assert frame.loc[frame.arm == "method.name=none", "label"].isna().all()

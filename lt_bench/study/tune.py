@@ -56,7 +56,7 @@ from lt_bench import atomic
 from lt_bench.config import run_id
 from lt_bench.errors import UserError
 from lt_bench.rundir import RunDir
-from lt_bench.study.file import DISTRIBUTIONS, Study, Tuning, combinations, resolve
+from lt_bench.study.file import DISTRIBUTIONS, Study, Tuning, combinations, point_labels, resolve
 from lt_bench.study.points import Point
 
 if TYPE_CHECKING:
@@ -243,13 +243,20 @@ def choose(trials: list[Trial], scores: dict) -> dict[str, Trial] | None:
 def write_record(
     study: Study, runs_dir: str | Path, trials: list[Trial], scores: dict, chosen
 ) -> dict:
-    """``<runs_dir>/tune/tuning.json``: the space, every trial, each arm's choice and budget."""
+    """``<runs_dir>/tune/tuning.json``: the space, every trial, each arm's choice and budget,
+    and each arm's display name where the study gives one (``label``)."""
+    labels = {
+        arm_key(overrides, study.tune.at): label
+        for overrides, label in zip(combinations(study), point_labels(study))
+        if label is not None
+    }
     arms = {}
     for i, trial in enumerate(trials):
         arm = arms.setdefault(
             trial.arm,
             {
                 "arm": trial.arm,
+                **({"label": labels[trial.arm]} if trial.arm in labels else {}),
                 "method": trial.point.cfg.method.name,
                 "trials": [],
                 "budget_epochs": 0,
@@ -340,6 +347,7 @@ def record_frame(record: dict) -> pd.DataFrame:
             rows.append(
                 {
                     "arm": arm["arm"],
+                    "label": arm.get("label"),
                     "trial": trial["trial"],
                     **trial["values"],
                     "val_balanced": trial["val_balanced"],
@@ -378,15 +386,21 @@ def _choices(record: dict) -> list[str]:
         chosen, scores = arm.get("chosen"), _scores(arm)
         spread = f"{min(scores):.4f} – {max(scores):.4f}" if scores else "–"
         if chosen is None:
-            lines.append(f"| {arm['arm']} | – | – | – | {spread} | – |")
+            lines.append(f"| {_arm_name(arm)} | – | – | – | {spread} | – |")
             continue
         values = ", ".join(f"{k}={_shown(v)}" for k, v in chosen["values"].items()) or "–"
         flagged = "; ".join(edges(chosen["values"], record, _method(arm))) or "–"
         lines.append(
-            f"| {arm['arm']} | {chosen['trial']} | {values} | {chosen['val_balanced']:.4f} | "
+            f"| {_arm_name(arm)} | {chosen['trial']} | {values} | {chosen['val_balanced']:.4f} | "
             f"{spread} | {flagged} |"
         )
     return lines
+
+
+def _arm_name(arm: dict) -> str:
+    """The arm's display name (the study's ``label``) with its overrides, or its overrides."""
+    label = arm.get("label")
+    return f"{label} ({arm['arm']})" if label else arm["arm"]
 
 
 def _method(arm: dict) -> str | None:
@@ -448,7 +462,7 @@ def _scores_by_trial(record: dict) -> list[str]:
             )
             cell = f"{score} ({own})" if own else score
             cells[trial["trial"]] = f"**{cell}**" if trial["trial"] == chosen else cell
-        lines.append(f"| {arm['arm']} | " + " | ".join(cells.get(n, "–") for n in numbers) + " |")
+        lines.append(f"| {_arm_name(arm)} | " + " | ".join(cells.get(n, "–") for n in numbers) + " |")
     return lines
 
 
