@@ -7,6 +7,7 @@ a keyword argument of that entry, checked against its signature.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -211,11 +212,18 @@ def _merge(*parts) -> DictConfig:
         ) from err
 
 
+@functools.cache
+def _schema() -> DictConfig:
+    """The structured schema, built once: ``OmegaConf.merge`` copies its first argument, so the
+    cached node is never changed (building it is most of the time a report spends per run)."""
+    return OmegaConf.structured(Config)
+
+
 def load_config(
     path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
 ) -> DictConfig:
     """Schema <- YAML file <- dotted ``key=value`` overrides (later wins)."""
-    parts = [OmegaConf.structured(Config)]
+    parts = [_schema()]
     if path is not None:
         loaded = read_yaml_config(Path(path))
         check_key_value_typos(loaded, f"config file {path}: ")
