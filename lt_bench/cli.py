@@ -44,12 +44,13 @@ def cmd_split(args: argparse.Namespace) -> int:
     from lt_bench import atomic
     from lt_bench.data import build_dataset
     from lt_bench.data.groups import check_grouping
-    from lt_bench.data.splits import check_profile, choose_shot_groups
+    from lt_bench.data.splits import RATIO_TOLERANCE, check_profile, choose_shot_groups
     from lt_bench.report.plots import plot_class_distribution
     from lt_bench.report.tables.captions import empty_group_note
 
     check_grouping(args.grouping)  # before any data is read: "auto" names its replacement
-    source = build_dataset(args.dataset, root=args.root, download=args.download)
+    options = _split_data_options(args.overrides)
+    source = build_dataset(args.dataset, root=args.root, download=args.download, **options)
     ratio = source.default_ratio if args.ratio is None else args.ratio
     profile = source.default_profile if args.profile is None else args.profile
     check_profile(ratio, profile)
@@ -61,7 +62,13 @@ def cmd_split(args: argparse.Namespace) -> int:
     atomic.write_json(out / "split.json", manifest)
     if lines:
         atomic.write_text(out / "train.txt", "".join(line + "\n" for line in lines))
-    title = f"{source.info.name}, ratio {manifest['ratio']:g}, {manifest['profile'] or 'list file'}"
+    achieved = manifest.get("achieved_ratio", manifest["ratio"])
+    shown_ratio = (
+        f"ratio {manifest['ratio']:g}"
+        if abs(achieved - manifest["ratio"]) <= RATIO_TOLERANCE * manifest["ratio"]
+        else f"ratio {manifest['ratio']:g} asked, {achieved:g} drawn"
+    )
+    title = f"{source.info.name}, {shown_ratio}, {manifest['profile'] or 'list file'}"
     plot_class_distribution(manifest["counts"], groups, out / "class_distribution.png", title)
 
     counts = manifest["counts"]
@@ -76,14 +83,32 @@ def cmd_split(args: argparse.Namespace) -> int:
             print(f"  {name} is empty: {empty_group_note(grouping, name)}")
     if "note" in manifest:
         print(manifest["note"])
+    for warning in manifest.get("warnings", []):
+        print(f"warning: {warning}")
     print(f"wrote {out}/split.json{', train.txt' if lines else ''}, class_distribution.png")
     return 0
+
+
+def _split_data_options(pairs: list[str]) -> dict:
+    """``data.options.KEY=VALUE`` arguments (as ``train`` takes them) as the data set's options."""
+    from omegaconf import OmegaConf
+
+    prefix = "data.options."
+    for pair in pairs:
+        if not pair.startswith(prefix) or "=" not in pair or pair.index("=") == len(prefix):
+            raise UserError(
+                f"unexpected argument {pair!r}: data set options are data.options.KEY=VALUE, "
+                "e.g. data.options.num_classes=4"
+            )
+    if not pairs:
+        return {}
+    return OmegaConf.to_container(OmegaConf.from_dotlist(pairs))["data"]["options"]
 
 
 def _draw_split(source, args: argparse.Namespace, ratio: float, profile: str) -> tuple[list, dict]:
     """The split's train list and manifest; for CIFAR without data on disk, the counts alone."""
     from lt_bench.data import long_tail_split
-    from lt_bench.data.splits import long_tail_counts, split_manifest
+    from lt_bench.data.splits import achieved_ratio, long_tail_counts, ratio_warning, split_manifest
 
     if (
         source.balanced
@@ -93,6 +118,8 @@ def _draw_split(source, args: argparse.Namespace, ratio: float, profile: str) ->
     ):
         max_count = args.max_count or max(source.balanced_counts())
         counts = long_tail_counts(source.info.num_classes, max_count, ratio, profile)
+        achieved = achieved_ratio(counts)
+        warning = ratio_warning(source.info.name, ratio, achieved, counts)
         manifest = split_manifest(
             source.info.name,
             ratio,
@@ -101,8 +128,10 @@ def _draw_split(source, args: argparse.Namespace, ratio: float, profile: str) ->
             counts,
             None,
             args.grouping,
+            achieved_ratio=achieved,
             max_count=max_count,
             note=f"counts only: no data at {source.describe()}, so no indices were drawn",
+            warnings=[warning] if warning else [],
         )
         return [], manifest
     if args.val_per_class < 0:
@@ -146,6 +175,16 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- list
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from lt_bench.catalog import catalog, format_catalog
+
+    print(format_catalog(args.kind, catalog(args.kind, all_models=args.all)), end="")
+    return 0
+
+
 # ----------------------------------------------------------------------------- train
 
 
@@ -156,6 +195,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lt_bench.rundir import run_path
 
     cfg = load_config(None if args.config == "-" else args.config, args.overrides)
+    if args.print_config:
+        from omegaconf import OmegaConf
+
+        from lt_bench.config import resolved
+
+        print(OmegaConf.to_yaml(resolved(cfg), resolve=True), end="")
+        return 0
     try:
         final = train(cfg, resume=args.resume)
     finally:
@@ -372,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="lt-bench", description="Long-tailed image classification benchmark suite."
     )
+    parser.add_argument("--version", action="version", version=f"lt-bench {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_split(sub)
     _add_train(sub)
@@ -381,7 +428,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_retrain(sub)
     _add_eval(sub)
     _add_datasets(sub)
+    _add_list(sub)
     return parser
+
+
+def _version() -> str:
+    """The installed distribution's version; the package's own when not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lt-bench")
+    except PackageNotFoundError:
+        from lt_bench import __version__
+
+        return __version__
+
+
+def _add_list(sub) -> None:
+    kinds = ("methods", "losses", "datasets", "stages", "models")  # lt_bench.catalog.KINDS
+    p = sub.add_parser(
+        "list", help="list the methods, losses, data sets, stages or models with their options"
+    )
+    p.add_argument("kind", choices=kinds, help="what to list: " + " | ".join(kinds))
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="models only: every timm.create_model name, not just the project's backbones",
+    )
+    p.set_defaults(func=cmd_list)
 
 
 def _add_split(sub) -> None:
@@ -392,7 +466,17 @@ def _add_split(sub) -> None:
     )
     p.add_argument("dataset", help="data set name (see `lt-bench datasets`)")
     p.add_argument(
-        "--ratio", type=float, default=None, help="imbalance ratio, largest / smallest class (>= 1)"
+        "overrides",  # the name `main` appends key=value pairs given after an option to
+        nargs="*",
+        metavar="data.options.KEY=VALUE",
+        help="data set options, as `train` takes them, e.g. data.options.num_classes=4",
+    )
+    p.add_argument(
+        "--ratio",
+        type=float,
+        default=None,
+        help="imbalance ratio asked for, largest / smallest class (>= 1); whole-image class sizes "
+        "may give another (split.json records both: ratio, achieved_ratio; a warning says so)",
     )
     p.add_argument(
         "--profile", default=None, help=f"one of {', '.join(PROFILES)} (default: the data set's)"
@@ -443,6 +527,11 @@ def _add_train(sub) -> None:
     )
     p.add_argument(
         "--resume", action="store_true", help="continue the run from its last checkpoint"
+    )
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config (YAML; method and loss defaults written out) and exit",
     )
     p.set_defaults(func=cmd_train)
 

@@ -74,6 +74,7 @@ class DataConfig:
     eval_batch_size: int = 512
     num_workers: int = 4  # image-folder path only
     val_per_class: int = 20  # validation images of every class (no val list; 0: none, the published split)
+    split_file: Optional[str] = None  # a split.json to train on: its split drawn again, exactly
     options: dict[str, Any] = field(default_factory=dict)  # extra data set arguments
 
 
@@ -372,12 +373,42 @@ def identity(cfg: DictConfig) -> dict:
 
 
 def identity_values(cfg: DictConfig) -> dict:
-    """The config as dotted keys, less :data:`NON_IDENTITY_KEYS`: two runs with equal values
-    compute the same thing (what ``--resume`` and a sweep's reuse of a done run compare)."""
-    values = flatten(to_dict(cfg))
+    """The config as dotted keys, less :data:`NON_IDENTITY_KEYS`, with the method's and loss's
+    declared defaults filled in where not set: two runs with equal values compute the same thing
+    (what ``--resume`` and a sweep's reuse of a done run compare; a config.yaml written with the
+    defaults filled in, see :func:`resolved`, equals the config it was written from)."""
+    values = flatten(to_dict(resolved(cfg)))
     for key in NON_IDENTITY_KEYS:
         values.pop(key, None)
     return values
+
+
+def option_defaults(section: str, name: str) -> dict[str, Any]:
+    """The declared defaults of the ``method`` or ``loss`` named ``name`` (a loss's include the
+    re-weighting options, which sit in the loss section); {} for a name no registry holds. Read
+    from the source files (:mod:`lt_bench.source_defaults`), so no torch is imported."""
+    from lt_bench.source_defaults import loss_defaults, method_defaults, reweighting_defaults
+
+    if section == "method":
+        return dict(method_defaults().get(name, {}))
+    if name not in loss_defaults():
+        return {}
+    return {**loss_defaults()[name], **reweighting_defaults()}
+
+
+def resolved(cfg: DictConfig) -> DictConfig:
+    """A copy of ``cfg`` with every method and loss option written out: the declared default
+    where the config does not set it. What a run's config.yaml holds and ``train --print-config``
+    shows. Run ids hash the config as given (:func:`run_id` of ``cfg``, never of this copy), so
+    filling in the defaults changes no run id."""
+    out = cfg.copy()
+    for section in ("method", "loss"):
+        given = to_dict(cfg[section])
+        defaults = option_defaults(section, str(given.get("name")))
+        missing = {k: v for k, v in defaults.items() if k not in given}
+        if missing:
+            out[section] = OmegaConf.merge(cfg[section], missing)
+    return out
 
 
 def run_id(cfg: DictConfig) -> str:

@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig
 
 from lt_bench import atomic, distributed
-from lt_bench.config import run_id
+from lt_bench.config import resolved, run_id
 from lt_bench.errors import UserError, one_line
 from lt_bench.eval.accuracy import summarize
 from lt_bench.failpoints import failpoint
@@ -226,7 +226,7 @@ def final_record(cfg, setup: Setup, history, metrics, arrays, selection, in_sync
         "test_images": int(len(arrays["labels"])),
         "method_info": setup.method.info(),
         "method_stats": method_stats,
-        "warnings": config_warnings(cfg) + method_warnings,
+        "warnings": config_warnings(cfg) + setup.split.warnings + method_warnings,
         "classifier": setup.network.classifier_info(),
         "device": str(setup.device),
         "precision": setup.precision,
@@ -258,7 +258,7 @@ def existing_run(cfg: DictConfig, run: RunDir, resume: bool) -> dict | None:
 def open_run(run: RunDir, cfg: DictConfig, setup: Setup, fresh: bool) -> None:
     """A fresh run writes its folder, resolved config and split; every run then says it is running."""
     if fresh:
-        run.write_config(cfg)
+        run.write_config(resolved(cfg))  # method and loss defaults written out
         run.write_split(setup.split.manifest)
     run.mark_running(run_id(cfg))
 

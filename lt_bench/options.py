@@ -134,6 +134,21 @@ def _type_name(kind) -> str:
     return getattr(kind, "__name__", None) or str(kind).replace("typing.", "")
 
 
+def type_text(kind) -> str:
+    """An annotation as a reader writes it: ``float``, ``float | None``, ``list[int]``, ``any``."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if kind is Any or kind is inspect.Parameter.empty:
+        return "any"
+    if kind is type(None):
+        return "None"
+    if origin is typing.Union or type(kind).__name__ == "UnionType":  # Optional[int], int | None
+        return " | ".join(type_text(arg) for arg in args)
+    if origin is not None and args:
+        name = getattr(origin, "__name__", None) or str(origin).replace("typing.", "")
+        return f"{name}[{', '.join(type_text(arg) for arg in args if arg is not Ellipsis)}]"
+    return _type_name(kind)
+
+
 def check_type(key: str, value, kind) -> None:
     """Refuse a value whose type does not match the annotation (ints are accepted for floats)."""
     origin, args = typing.get_origin(kind), typing.get_args(kind)

@@ -90,6 +90,7 @@ def build(cfg: DictConfig) -> Setup:
         grouping=cfg.data.grouping,
         val_per_class=cfg.data.val_per_class,
         subset=cfg.data.subset,
+        split_file=cfg.data.get("split_file"),
     )
     test = source.load("test")
     num_classes = source.info.num_classes

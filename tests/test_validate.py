@@ -21,6 +21,7 @@ FREE_TEXT = {
     "name",
     "data.name",
     "data.root",
+    "data.split_file",
     "model.name",
     "model.weights",
     "train.device",

@@ -69,6 +69,31 @@ def long_tail_counts(
     return counts
 
 
+RATIO_TOLERANCE = 0.01  # an achieved ratio within 1% of the requested one is the requested one
+
+
+def achieved_ratio(counts: Sequence[int] | np.ndarray) -> float:
+    """The imbalance a split really has: its largest class count over its smallest."""
+    counts = np.asarray(counts)
+    return float(counts.max() / max(int(counts.min()), 1))
+
+
+def ratio_warning(
+    dataset: str, requested: float, achieved: float, counts: Sequence[int]
+) -> str | None:
+    """A sentence when the drawn counts' ratio is not the requested one (beyond 1%), else None.
+
+    Counts are whole images, so the smallest class rounds down: a 500-image head at ratio 300
+    gets a tail of int(500 / 300) = 1 image, ratio 500, as does every ratio above 250 up to 500."""
+    if abs(achieved - requested) <= RATIO_TOLERANCE * requested:
+        return None
+    return (
+        f"{dataset}: requested ratio {requested:g} but the drawn counts give {achieved:g} "
+        f"(max {int(max(counts))}, min {int(min(counts))}: class sizes are whole images); "
+        f"ask for ratio {achieved:g} to name this split, or raise the max count to reach {requested:g}"
+    )
+
+
 def make_long_tail(
     labels: Sequence[int] | np.ndarray,
     ratio: float,

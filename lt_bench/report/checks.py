@@ -97,9 +97,9 @@ def separability_columns(run: RunDir) -> dict:
 def split_disagreement(run: RunDir, split: dict, config: dict) -> str | None:
     """For a split drawn from a profile, the sentence saying how ``split.json`` differs from the
     config that draws it (ratio, profile, seed); None when they agree. A list-file split (no
-    profile) keeps its list's ratio whatever data.ratio says."""
-    if split.get("profile") is None:
-        return None
+    profile) keeps its list's ratio, and a ``data.split_file`` run its file's, whatever data.ratio says."""
+    if split.get("profile") is None or split.get("split_file"):
+        return None  # a list file's ratio, or a split file's split, whatever data.ratio says
     pairs = (("ratio", "data.ratio"), ("profile", "data.profile"), ("seed", "data.split_seed"))
     for key, config_key in pairs:
         saved, wanted = split.get(key), config.get(config_key)

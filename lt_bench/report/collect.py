@@ -7,7 +7,7 @@ Rows and columns are named by :mod:`lt_bench.report.labels`: short automatic lab
 study's own names (``labels.json`` in the runs folder).
 
 Collecting imports no torch: the option defaults the labels compare with are read from the
-methods', losses' and stages' source files (:mod:`lt_bench.report.defaults`).
+methods', losses' and stages' source files (:mod:`lt_bench.source_defaults`).
 
 Model selection is explicit: a run's metrics are those of its last epoch (the long-tail
 convention, ``selection = "last"``); nothing here ever picks a checkpoint by test accuracy.
@@ -33,9 +33,9 @@ from lt_bench.report.checks import (
     split_disagreement,
     tuning_record,
 )
-from lt_bench.report.defaults import run_defaults
 from lt_bench.report.labels import display_names, setting_labels, setting_text
 from lt_bench.rundir import RunDir
+from lt_bench.source_defaults import run_defaults
 from lt_bench.study.labels import read_labels
 
 METRICS = ("top1", "top5", "balanced", "many", "medium", "few", "ece")

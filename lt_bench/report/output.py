@@ -71,9 +71,7 @@ def fresh_folder(out_dir: Path) -> Path:
         raise UserError(
             f"cannot write a report beside {out_dir} ({err.strerror}); pass a writable --out"
         ) from err
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)  # mkdtemp's folder is private; a report folder is not
+    folder.chmod(atomic.folder_mode())  # mkdtemp's folder is private; a report folder is not
     return folder
 
 

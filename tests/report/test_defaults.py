@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lt_bench.report import defaults
+from lt_bench import source_defaults as defaults
 
 FIXTURE_RUNS = Path(__file__).resolve().parent.parent / "fixtures" / "runs"
 

@@ -1,6 +1,7 @@
 """The declared defaults of every method's, loss's, re-weighting's and second stage's options, read
 from their source files with :mod:`ast`, never imported: importing them imports torch, and the
-report needs only the defaults (a label shows a value only where it differs from its default).
+report (a label shows a value only where it differs from its default) and the config comparisons
+of sweeps and resumes (:func:`lt_bench.config.resolved`) need only the defaults.
 
 :func:`lt_bench.options.declared_defaults` is the importing version, and the one that counts:
 ``tests/report/test_defaults.py`` checks that the two agree for every registered method, loss,
