@@ -192,7 +192,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lt_bench import distributed
     from lt_bench.config import load_config
     from lt_bench.engine import train
-    from lt_bench.rundir import run_path
+    from lt_bench.rundir import RunDir, run_path
 
     cfg = load_config(None if args.config == "-" else args.config, args.overrides)
     if args.print_config:
@@ -202,12 +202,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         print(OmegaConf.to_yaml(resolved(cfg), resolve=True), end="")
         return 0
+    done_before = not args.force and RunDir(run_path(cfg)).is_done()
     try:
-        final = train(cfg, resume=args.resume)
+        final = train(cfg, resume=args.resume, force=args.force)
     finally:
         distributed.shutdown()
     if not distributed.is_main_process_of_launch():
         return 0  # under torchrun only rank 0 reports
+    if done_before:  # the saved result, nothing trained
+        print(f"already done: {run_path(cfg)} (top-1 {final['top1']:.4f}); --force retrains")
+        return 0
     print(f"{run_path(cfg)}: {_summary(final)}")
     _print_warnings(final)
     return 0
@@ -242,9 +246,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    import shlex
+
     from lt_bench.study import SweepInterrupted, launch, load_study, run_study
 
-    study = load_study(args.study)
+    study = load_study(args.study, args.overrides)
+    again = shlex.join([args.study, *args.overrides])  # the same points: the same overrides
     runs_dir = Path(args.runs_dir or Path("runs") / study.name)
     launching = not (args.status or args.dry_run)
     launcher = None
@@ -260,12 +267,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except SweepInterrupted as stop:
         print(
             f"lt-bench sweep: interrupted; its workers were stopped and {len(stop.in_flight)} "
-            f"runs left resumable: run lt-bench sweep {args.study} again to finish them",
+            f"runs left resumable: run lt-bench sweep {again} again to finish them",
             file=sys.stderr,
         )
         return 130
     for phase in phases:
-        _print_launched(study.name, args.study, phase)
+        _print_launched(study.name, again, phase)
     failed = sum(_print_phase(study.name, phase, args.dry_run) for phase in phases)
     return 1 if failed and launching else 0
 
@@ -529,6 +536,11 @@ def _add_train(sub) -> None:
         "--resume", action="store_true", help="continue the run from its last checkpoint"
     )
     p.add_argument(
+        "--force",
+        action="store_true",
+        help="train from scratch even if the run exists; the old folder is moved aside to <run>.stale-<n>",
+    )
+    p.add_argument(
         "--print-config",
         action="store_true",
         help="print the resolved config (YAML; method and loss defaults written out) and exit",
@@ -539,6 +551,12 @@ def _add_train(sub) -> None:
 def _add_sweep(sub) -> None:
     p = sub.add_parser("sweep", help="run every point of a study not yet done (idempotent)")
     p.add_argument("study", help="study file, e.g. experiments/studies/mnist_lt_demo.yaml")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        help="dotted key=value overrides for every point, after the study's fixed values, e.g. "
+        "train.loggers=[mlflow]; keys the grid, arms or tune space set are refused",
+    )
     p.add_argument(
         "--runs-dir", default=None, help="where the run folders go (default: runs/<study name>)"
     )

@@ -396,6 +396,29 @@ def option_defaults(section: str, name: str) -> dict[str, Any]:
     return {**loss_defaults()[name], **reweighting_defaults()}
 
 
+@functools.cache
+def run_defaults(method: str, loss: str, stage: str | None) -> dict[str, Any]:
+    """Flattened defaults of a run's options: the schema's, its method's, loss's, re-weighting's
+    and stage's (a child run's config holds every stage option; a label shows one only where it
+    differs from its default), read without importing torch (:mod:`lt_bench.source_defaults`). An
+    unknown method, loss or stage (one that no longer exists) adds nothing: its runs' values are
+    taken as written."""
+    from lt_bench.source_defaults import (
+        loss_defaults,
+        method_defaults,
+        reweighting_defaults,
+        stage_defaults,
+    )
+
+    values = to_dict(_schema())
+    values["method"].update(method_defaults().get(method, {}))
+    values["loss"].update(loss_defaults().get(loss, {}))
+    values["loss"].update(reweighting_defaults())
+    if stage in stage_defaults():
+        values["stage"] = dict(stage_defaults()[stage])
+    return flatten(values)
+
+
 def resolved(cfg: DictConfig) -> DictConfig:
     """A copy of ``cfg`` with every method and loss option written out: the declared default
     where the config does not set it. What a run's config.yaml holds and ``train --print-config``

@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
@@ -36,7 +37,10 @@ class NonFiniteLoss(UserError):
 
 
 def train(
-    cfg: DictConfig, resume: bool = False, on_epoch_end: Callable[[int, dict], None] | None = None
+    cfg: DictConfig,
+    resume: bool = False,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+    force: bool = False,
 ) -> dict:
     """Train one run and write its directory; return the final metrics (``final.json``).
 
@@ -44,11 +48,17 @@ def train(
     written; then the run's folder is locked for the rest of the run (a second process on the same
     run is refused at once), and whatever raises from there on leaves the run ``failed`` with its
     error in ``final.json`` and the traceback in ``error.log``, never ``running``. An interrupt
-    (Ctrl-C; in a sweep worker SIGTERM too) leaves it resumable."""
+    (Ctrl-C; in a sweep worker SIGTERM too) leaves it resumable. ``force`` trains from scratch:
+    an existing run folder (and its second stages') is first moved aside, never deleted
+    (:func:`move_run_aside`)."""
     started = time.time()
     run = RunDir(run_path(cfg))
     validate(cfg)
-    finished = existing_run(cfg, run, resume)
+    if force and resume:
+        raise UserError("--force trains from scratch, --resume continues a run; pass one of them")
+    if force and distributed.is_main_process_of_launch():  # one process moves, before rendezvous
+        move_run_aside(run)
+    finished = None if force else existing_run(cfg, run, resume)
     if finished is not None:  # done already, with the same config: a repeat launch is a no-op
         return finished
     threads = torch.get_num_threads()
@@ -253,6 +263,23 @@ def existing_run(cfg: DictConfig, run: RunDir, resume: bool) -> dict | None:
     if resume and run.has_config:
         run.check_same_config(cfg)
     return None
+
+
+def move_run_aside(run: RunDir) -> Path | None:
+    """Rename an existing run folder, and its second stages' (``<run>__<stage>``), to
+    ``<name>.stale-<n>`` (the sweep's ``--rerun-stale`` move), holding the run's lock so that a run
+    in training is refused, never moved; returns the old run's new path (None: nothing there)."""
+    from lt_bench.stages import stage_names
+    from lt_bench.study.points import Point, move_aside
+
+    if not run.path.exists():
+        return None
+    point = Point({}, None, tuple(stage_names()))
+    point.run_dir = run.path  # the cached property, set: the folder is known, no config needed
+    with run.lock():
+        aside = move_aside(point)
+    print(f"lt-bench: moved the old run {run.path} aside to {aside}", file=sys.stderr)
+    return aside
 
 
 def open_run(run: RunDir, cfg: DictConfig, setup: Setup, fresh: bool) -> None:

@@ -253,22 +253,3 @@ def _field_defaults(node: ast.ClassDef, module: _Module) -> dict[str, Any]:
         ):
             fields[statement.target.id] = _evaluate(statement.value, module)
     return fields
-
-
-@cache
-def run_defaults(method: str, loss: str, stage: str | None) -> dict[str, Any]:
-    """Flattened defaults of a run's options: the schema's, its method's, loss's, re-weighting's
-    and stage's (a child run's config holds every stage option; a label shows one only where it
-    differs from its default). An unknown method, loss or stage (one that no longer exists)
-    adds nothing: its runs' values are taken as written."""
-    from omegaconf import OmegaConf
-
-    from lt_bench.config import Config, flatten, to_dict
-
-    values = to_dict(OmegaConf.structured(Config))
-    values["method"].update(method_defaults().get(method, {}))
-    values["loss"].update(loss_defaults().get(loss, {}))
-    values["loss"].update(reweighting_defaults())
-    if stage in stage_defaults():
-        values["stage"] = dict(stage_defaults()[stage])
-    return flatten(values)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import math
 import os
 
 from omegaconf import DictConfig
@@ -43,6 +44,7 @@ def validate(cfg: DictConfig) -> None:
         f"data set {cfg.data.name}",
     )  # fmt: skip
     check_model(cfg.model.name, options["model"]["options"])
+    check_input_size(cfg)
     check_cross_keys(cfg, LOSSES.get(cfg.loss.name))
     check_validation(cfg, DATASETS.get(cfg.data.name))
     check_device(cfg)
@@ -141,3 +143,57 @@ def check_model(name: str, options: dict) -> None:
         raise UserError(f"model {name} has no option {bad!r} (model.options); {hint}") from err
     except Exception:  # noqa: BLE001  some models cannot be built on the meta device: build time tells
         return
+
+
+def check_input_size(cfg: DictConfig) -> None:
+    """The data set's images fit the model: a patch-embedding model (ViT, Mixer) built for a fixed
+    size takes only that size, and any patch model only sides that are multiples of its patch size;
+    CNNs with global pooling take any size (no patch embedding). The model is built on the meta device
+    with the data set's channels and ``model.options``."""
+    import timm
+    import torch
+
+    from lt_bench.data import build_dataset
+
+    name, options = cfg.model.name, to_dict(cfg.model)["options"]
+    try:
+        channels, height, width = build_dataset(
+            cfg.data.name, root=cfg.data.root, **to_dict(cfg.data)["options"]
+        ).info.image_size
+        with torch.device("meta"):
+            model = timm.create_model(
+                name, pretrained=False, num_classes=0, in_chans=channels, **options
+            )
+    except Exception:  # noqa: BLE001  no size known before loading, or not buildable: build time tells
+        return
+    from timm.layers import PatchEmbed
+
+    patch = next((m for m in model.modules() if isinstance(m, PatchEmbed)), None)
+    if patch is None or patch.img_size is None:  # no patch embedding: e.g. a CNN
+        return
+    expected, patch_size = tuple(patch.img_size), tuple(patch.patch_size)
+    fixed = patch.strict_img_size
+    if fixed and (height, width) == expected:
+        return
+    divides = height % patch_size[0] == 0 and width % patch_size[1] == 0
+    if not fixed and (divides or patch.dynamic_img_pad):
+        return
+    divisor = _patch_size_for(height, width, patch_size[0])
+    expects = (
+        f"{expected[0]}x{expected[1]} inputs"
+        if fixed
+        else f"sides that are multiples of its {patch_size[0]}x{patch_size[1]} patches"
+    )
+    raise UserError(
+        f"model {name} expects {expects}, {cfg.data.name} gives {height}x{width}: set "
+        f"model.options.img_size={height if height == width else [height, width]} and "
+        f"model.options.patch_size={divisor} (dividing it), or pick a CNN (e.g. model.name=small_cnn)"
+    )  # fmt: skip
+
+
+def _patch_size_for(height: int, width: int, largest: int) -> int:
+    """The largest patch size up to ``largest`` that divides both sides into at least 4 patches
+    each (1 when none does)."""
+    side = math.gcd(height, width)
+    fitting = [d for d in range(1, largest + 1) if side % d == 0 and side // d >= 4]
+    return max(fitting, default=1)

@@ -284,3 +284,35 @@ def test_best_on_validation_selection_never_uses_the_test_set(tmp_path):
     from lt_bench.report.collect import collect
 
     assert collect(tmp_path).selection.tolist() == ["best_val"]
+
+
+def test_train_again_says_already_done_and_force_retrains_keeping_the_old_run(tmp_path, capsys):
+    args = ["train", "-", *TINY, "optim.epochs=1", f"out_dir={tmp_path}"]
+    assert main(args) == 0
+    run_dir = run_directory(load_config(None, args[2:]))
+    first = json.loads((run_dir / "final.json").read_text())
+    stamp = (run_dir / "final.json").stat().st_mtime_ns
+    assert capsys.readouterr().out.startswith(f"{run_dir}: top-1 ")
+
+    assert main(args) == 0  # done already: the saved result, nothing trained
+    out = capsys.readouterr().out
+    assert out == f"already done: {run_dir} (top-1 {first['top1']:.4f}); --force retrains\n"
+    assert (run_dir / "final.json").stat().st_mtime_ns == stamp
+
+    child = run_dir.with_name(f"{run_dir.name}__crt")  # a second stage goes aside with its parent
+    child.mkdir()
+    assert main([*args, "--force"]) == 0
+    captured = capsys.readouterr()
+    aside = run_dir.with_name(f"{run_dir.name}.stale-1")
+    assert f"moved the old run {run_dir} aside to {aside}" in captured.err
+    assert captured.out.startswith(f"{run_dir}: top-1 ")
+    assert json.loads((aside / "final.json").read_text()) == first  # the old run, kept whole
+    assert (aside / "final.json").stat().st_mtime_ns == stamp
+    assert child.with_name(f"{child.name}.stale-1").is_dir() and not child.exists()
+    second = json.loads((run_dir / "final.json").read_text())
+    assert second["status"] == "done" and second["wall_time_s"] != first["wall_time_s"]
+    assert sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(".")) == RUN_FILES
+
+    assert main([*args, "--force", "--resume"]) == 2
+    assert "pass one of them" in capsys.readouterr().err
+    assert run_dir.is_dir() and not run_dir.with_name(f"{run_dir.name}.stale-2").exists()

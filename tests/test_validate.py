@@ -107,3 +107,21 @@ def test_cross_key_rules(tmp_path):
     validate(load_config(None, [*tiny(), "loss.name=ldam", "model.cosine_scale=30"]))
     with pytest.raises(UserError, match="optim.warmup_epochs=3 is out of range"):
         validate(load_config(None, [*tiny(), "optim.epochs=2", "optim.warmup_epochs=3"]))
+
+
+def test_a_model_that_does_not_fit_the_image_size_is_refused(tmp_path, capsys):
+    """test_vit cuts images into 16x16 patches; the tiny data set's 8x8 images fit none: exit 2
+    with one line naming the option that fixes it, before anything is written."""
+    out = tmp_path / "runs"
+    code = main(["train", "-", *tiny("model.name=test_vit"), f"out_dir={out}"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "model test_vit expects sides that are multiples of its 16x16 patches" in err
+    assert "synthetic gives 8x8: set model.options.img_size=8 and model.options.patch_size=2" in err
+    assert not out.exists()
+    fixed = "model.options={img_size: 8, patch_size: 2}"
+    validate(load_config(None, [*tiny("model.name=test_vit", fixed), f"out_dir={out}"]))
+    validate(load_config(None, [*tiny("model.name=small_cnn"), f"out_dir={out}"]))  # any size
+    validate(load_config(None, [*tiny("model.name=resnet18"), f"out_dir={out}"]))
+    with pytest.raises(UserError, match="model vit_tiny_patch16_224 expects 224x224 inputs, "):
+        validate(load_config(None, [*tiny("model.name=vit_tiny_patch16_224"), f"out_dir={out}"]))

@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 
 from lt_bench import rundir
-from lt_bench.config import NOT_SETTINGS, flatten, to_dict
+from lt_bench.config import NOT_SETTINGS, flatten, run_defaults, to_dict
 from lt_bench.errors import UserError
 from lt_bench.report.checks import (
     check_run_files,
@@ -35,7 +35,6 @@ from lt_bench.report.checks import (
 )
 from lt_bench.report.labels import display_names, setting_labels, setting_text
 from lt_bench.rundir import RunDir
-from lt_bench.source_defaults import run_defaults
 from lt_bench.study.labels import read_labels
 
 METRICS = ("top1", "top5", "balanced", "many", "medium", "few", "ece")

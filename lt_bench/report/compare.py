@@ -226,7 +226,7 @@ def _no_interval(runs_per_task: int, tasks: int) -> str | None:
     return None
 
 
-def _score_matrix(done: pd.DataFrame, label: str, tasks: list[str], column: str = "top1"):
+def score_matrix(done: pd.DataFrame, label: str, tasks: list[str], column: str = "top1"):
     """The runs x tasks matrix of ``label`` (runs in seed order), or None where the row misses a
     task or has uneven run counts (rliable's matrices need the same runs on every task)."""
     mine = done[done.label == label]
@@ -249,7 +249,7 @@ def aggregate_iqm(runs: pd.DataFrame, reps: int = RESAMPLES, seed: int = 0) -> p
     rng = np.random.default_rng(seed)
     records = []
     for label in pd.unique(done.label):
-        matrix = _score_matrix(done, label, tasks)
+        matrix = score_matrix(done, label, tasks)
         if matrix is None:
             note = "not run with the same number of seeds on every data set @ ratio"
             records.append({"row": label, "iqm": math.nan, "iqm_low": math.nan,
@@ -284,8 +284,8 @@ def aggregate_improvement(
     for label, tasks_and_bases in pairs.items():
         tasks = [task for task, _ in tasks_and_bases]
         bases = list(dict.fromkeys(base for _, base in tasks_and_bases))
-        mine = _score_matrix(done, label, tasks)
-        theirs = [_score_matrix(done, base, [task]) for task, base in tasks_and_bases]
+        mine = score_matrix(done, label, tasks)
+        theirs = [score_matrix(done, base, [task]) for task, base in tasks_and_bases]
         record = {"row": label, "baseline": " / ".join(bases), "tasks": len(tasks)}
         if mine is None or any(m is None for m in theirs) or len({len(m) for m in theirs}) != 1:
             note = "not run with the same number of seeds on every data set @ ratio"

@@ -39,17 +39,6 @@ def interval_rule() -> str:
     return f"an interval needs {tasks} or more data sets @ ratio and {runs} or more runs on each"
 
 
-def score_matrix(done: pd.DataFrame, label: str, tasks: list, column: str = "top1"):
-    """The runs x tasks matrix of ``label`` (runs in seed order), or None where the row misses a
-    task or ran a different number of seeds on some task (rliable's matrices are rectangular)."""
-    mine = done[done.label == label]
-    counts = mine.groupby("dataset").size().reindex(tasks)
-    if counts.isna().any() or counts.nunique() != 1:
-        return None
-    columns = [mine[mine.dataset == t].sort_values("seed")[column].to_numpy() for t in tasks]
-    return np.stack(columns, axis=1).astype(float)
-
-
 def normalised_matrices(done: pd.DataFrame) -> tuple[list, dict[str, np.ndarray]]:
     """The tasks and, per row with a rectangular matrix, its top-1 normalised per task by min-max
     over the row means there (0: the worst row, 1: the best), as :func:`compare.aggregate_iqm`."""
@@ -60,7 +49,7 @@ def normalised_matrices(done: pd.DataFrame) -> tuple[list, dict[str, np.ndarray]
     span = (means.groupby(level=0).max() - worst).replace(0, 1.0)
     matrices = {}
     for label in pd.unique(done.label):
-        matrix = score_matrix(done, label, tasks)
+        matrix = compare.score_matrix(done, label, tasks)
         if matrix is not None:
             matrices[label] = (matrix - worst[tasks].to_numpy()) / span[tasks].to_numpy()
     return tasks, matrices

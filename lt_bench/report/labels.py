@@ -23,9 +23,8 @@ import re
 
 import pandas as pd
 
-from lt_bench.config import LABEL_KEYS
+from lt_bench.config import LABEL_KEYS, run_defaults
 from lt_bench.errors import UserError
-from lt_bench.source_defaults import run_defaults
 
 DIGITS = 4  # significant digits of a value in a label
 INTEGER = re.compile(r"-?\d+")

@@ -30,6 +30,14 @@ name to several rows. Rows without a label keep their automatic name (method, lo
 non-tuned values that differ from their defaults). A label is never part of a run's config, so it
 changes no run id.
 
+Command-line overrides (``lt-bench sweep STUDY optim.epochs=3 train.loggers=[mlflow]``) are
+parsed as ``train``'s are and apply to every point, tuning trials and finals alike. Precedence,
+later wins: base config < ``fixed`` < command line < the point's own values (grid, arm, tuned
+draw, and the trials' ``seed``, ``train.select`` and ``tune.at``). A command-line key that the grid,
+an arm or the tuning space sets is refused rather than silently replacing the values the study
+varies; ``out_dir`` is refused too (``--runs-dir`` sets it). An override is part of the run ids like
+any other setting, except for the non-identity keys (``train.loggers``, ``train.progress``...).
+
 Reading a study needs no torch: ``lt-bench sweep --status`` stays fast.
 """
 
@@ -44,7 +52,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig
 
-from lt_bench.config import load_config
+from lt_bench.config import load_config, parse_overrides
 from lt_bench.errors import UserError
 
 STUDY_KEYS = ("name", "base", "fixed", "arms", "grid", "slurm", "stages", "tune", "labels")
@@ -87,14 +95,17 @@ class Study:
     tune: Tuning | None = None
     arm_labels: list = field(default_factory=list)  # each arm's display name, or None
     column_labels: dict = field(default_factory=dict)  # data set @ ratio -> display name
+    overrides: list = field(default_factory=list)  # command-line key=value, on every point
 
 
-def load_study(path: str | Path) -> Study:
+def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Study:
     """Read and check a study file; every mistake is a one-line UserError naming the file, the key
     and the fix, before anything is run or written. A key set in two places where one would
     silently overwrite the other (a grid key also set by an arm or fixed) is refused, and one point
-    of each arm is resolved against the schema (unknown keys, wrong types, values out of range)."""
+    of each arm is resolved against the schema (unknown keys, wrong types, values out of range).
+    ``overrides`` (command-line ``key=value``) apply to every point, after ``fixed``."""
     path = Path(path)
+    parse_overrides(overrides)  # not key=value, or a bad value: named before the study is read
     raw = _read_yaml(path)
     where = f"study file {path}"
     _check_keys(raw, STUDY_KEYS, f"{where} has")
@@ -109,8 +120,12 @@ def load_study(path: str | Path) -> Study:
         _stages(raw.get("stages"), where),
         parse_tuning(raw["tune"], path) if raw.get("tune") is not None else None,
         arm_labels,
+        overrides=list(overrides),
     )
     _check_overlaps(study, where)
+    _check_command_line(study, where)
+    if study.overrides:
+        where = f"{where} with overrides {' '.join(study.overrides)}"
     _check_points(study, where)
     _check_arm_labels(study, where)
     study.column_labels = _column_labels(raw.get("labels"), study, where)
@@ -326,6 +341,36 @@ def _check_overlaps(study: Study, where: str) -> None:
                 )
 
 
+def _command_line_key(override: str) -> str:
+    return override.partition("=")[0].strip()
+
+
+def _check_command_line(study: Study, where: str) -> None:
+    """Refuse a command-line override of a key the study varies (grid, arms, tuning space): it
+    would silently replace the study's values in every point. ``out_dir`` is ``--runs-dir``."""
+    tuned = []
+    if study.tune is not None:
+        tuned = [*study.tune.space, *(k for s in study.tune.space_by_method.values() for k in s)]
+    places = [
+        *((key, "a grid key") for key in study.grid),
+        *((key, f"set by arm {arm}") for arm in study.arms for key in arm),
+        *((key, "searched by tune") for key in tuned),
+    ]
+    for override in study.overrides:
+        key = _command_line_key(override)
+        if _overlap(key, "out_dir"):
+            raise UserError(
+                f"override {override!r}: a sweep's runs go where --runs-dir says; pass "
+                "--runs-dir instead"
+            )
+        clash = next(((k, place) for k, place in places if _overlap(k, key)), None)
+        if clash is not None:
+            raise UserError(
+                f"override {override!r}: {clash[0]!r} is {clash[1]} in {where}, so the override "
+                "would replace the values the study varies; edit the study file instead"
+            )
+
+
 def _check_points(study: Study, where: str) -> None:
     """Resolve a point of each arm, of each grid value and of each end of every tuning range
     against the schema (torch-free): a key that is no config key, a value of the wrong type or
@@ -453,14 +498,16 @@ def _as_overrides(values: dict) -> list[str]:
 
 
 def resolve(study: Study, overrides: dict, runs_dir: str | Path) -> DictConfig:
-    """The config of one point: base <- fixed <- the point's overrides; the study's name is the
-    runs' tracker experiment (``train.experiment``)."""
+    """The config of one point: base <- fixed <- command line <- the point's overrides; the
+    study's name is the runs' tracker experiment (``train.experiment``). The command-line
+    overrides are passed as typed, so they parse exactly as ``train``'s do."""
     named = {"train.experiment": study.name}
     return load_config(
         study.base,
         [
             *_as_overrides(named),
             *_as_overrides(study.fixed),
+            *study.overrides,
             *_as_overrides(overrides),
             f"out_dir={runs_dir}",
         ],

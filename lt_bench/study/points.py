@@ -59,7 +59,7 @@ def expand(
     if shared is not None and points[0].cfg.name:
         raise UserError(
             f"study {study.name}: every point would write to {shared} because the config sets "
-            "name; remove name from the base config or the study"
+            "name; remove name from the base config, the study or the command line"
         )
     if shared is not None:
         raise UserError(

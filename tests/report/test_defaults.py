@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lt_bench import config
 from lt_bench import source_defaults as defaults
 
 FIXTURE_RUNS = Path(__file__).resolve().parent.parent / "fixtures" / "runs"
@@ -48,9 +49,9 @@ def test_the_source_reader_returns_every_registered_default():
 
 
 def test_run_defaults_are_the_schemas_plus_the_runs_options():
-    values = defaults.run_defaults("sar", "ldam", "crt")
+    values = config.run_defaults("sar", "ldam", "crt")
     assert values["method.trade_off"] == 0.1 and values["loss.max_margin"] == 0.5
     assert values["loss.reweight"] == "none" and values["stage.lr"] == 0.2
     assert values["optim.lr"] == 0.1  # the schema's own default
-    unknown = defaults.run_defaults("a_removed_method", "ce", None)
+    unknown = config.run_defaults("a_removed_method", "ce", None)
     assert not any(key.startswith("method.") and key != "method.name" for key in unknown)

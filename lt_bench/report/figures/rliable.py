@@ -170,7 +170,7 @@ def performance_profile(
     rng = np.random.default_rng(seed)
     for row in rows:
         profiles[row] = estimates.performance_profile(scores.loc[scores.label == row, "top1"], taus)
-        matrix = estimates.score_matrix(scores, row, tasks)
+        matrix = compare.score_matrix(scores, row, tasks)
         if matrix is not None and estimates.no_interval(len(matrix), len(tasks)) is None:
             bands[row] = estimates.profile_band(matrix, taus, reps, rng)
             banded.append(row)

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from lt_bench.config import LABEL_KEYS
+from lt_bench.config import LABEL_KEYS, run_defaults
 from lt_bench.report.labels import setting_text, short_value
 from lt_bench.report.tables.face import ReportContext, table
 from lt_bench.report.tables.grid import column_names, dataset_order, row_order
 from lt_bench.report.typeset import DASH, tex, tex_caption
-from lt_bench.source_defaults import run_defaults
 
 TUNED = "‡"
 COLUMN_KEYS = ("data.name", "data.ratio")  # they make the columns, not the rows
