@@ -72,16 +72,9 @@ def per_class_accuracy(
         count = len(panels[dataset])
         for j, (rows, (gr, gc)) in enumerate(zip(panels[dataset], where)):
             ax = axes[gr][gc]
-            for label, curve in curves[dataset].items():
-                if label not in rows:
-                    style.context_line(ax, curve.n_train, curve["mean"])
-            for label in rows:
-                curve, series = curves[dataset][label], context.styles[label]
-                style.band(ax, curve.n_train, curve["mean"], curve["std"], series)
-                (line,) = ax.plot(
-                    curve.n_train, curve["mean"], **series.line(), zorder=3, label=label
-                )
-                entries.setdefault(label, line)
+            style.mean_curves(
+                ax, curves[dataset], rows, context.styles, entries, lambda c: c.n_train
+            )
             style.log_count_axis(ax, sizes)
             ax.set_ylim(-4, 104)
             ax.set_title(dataset if count == 1 else f"{dataset} ({j + 1}/{count})")

@@ -300,6 +300,20 @@ def band(ax, x, mean, std, style: SeriesStyle) -> None:
     )
 
 
+def mean_curves(ax, curves: dict, shown, styles: dict, entries: dict, x) -> None:
+    """The rows in ``shown``: mean over seeds with a ± std band, each in its style (its line kept
+    in ``entries`` for the legend); the other rows of ``curves`` as grey context lines. ``curves``
+    maps a row to its frame with ``mean`` and ``std``; ``x(frame)`` gives the x values."""
+    for label, curve in curves.items():
+        if label not in shown:
+            context_line(ax, x(curve), curve["mean"])
+    for label in shown:
+        curve, series = curves[label], styles[label]
+        band(ax, x(curve), curve["mean"], curve["std"], series)
+        (line,) = ax.plot(x(curve), curve["mean"], **series.line(), zorder=3, label=label)
+        entries.setdefault(label, line)
+
+
 def percent_axis(
     ax, values: Iterable[float], axis: str = "y", floor: float = 0.0, ceiling: float = 100.0
 ) -> None:

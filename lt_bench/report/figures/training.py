@@ -83,18 +83,14 @@ def training_curves(done: pd.DataFrame, inputs: FigureInputs, context: FigureCon
         for (loss, rows), (gr, gc) in zip(panels, where):
             ax = axes[gr][gc]
             same_loss = [label for label in curves[dataset] if losses[label] == loss]
-            for label in same_loss:
-                if label not in rows:
-                    style.context_line(
-                        ax, curves[dataset][label].index, curves[dataset][label]["mean"]
-                    )
-            for label in rows:
-                curve, series = curves[dataset][label], context.styles[label]
-                style.band(ax, curve.index, curve["mean"], curve["std"], series)
-                (line,) = ax.plot(
-                    curve.index, curve["mean"], **series.line(), zorder=3, label=label
-                )
-                entries.setdefault(label, line)
+            style.mean_curves(
+                ax,
+                {label: curves[dataset][label] for label in same_loss},
+                rows,
+                context.styles,
+                entries,
+                lambda c: c.index,
+            )
             values = pd.concat([curves[dataset][label]["mean"] for label in same_loss])
             if values.min() > 0 and values.max() / values.min() >= 3:  # else log shows nothing more
                 style.log_count_axis(ax, values, axis="y")
