@@ -10,6 +10,7 @@ import difflib
 import functools
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -150,7 +151,14 @@ class TrainConfig:
 class Config:
     seed: int = 0
     out_dir: str = "runs"
-    name: Optional[str] = None  # run folder name; default <data>_<method>_<config hash>
+    name: Optional[str] = None  # run folder name; default <data>_<label>_<config hash>
+    # A short readable name for the run: its folder's middle part and its tracker run name
+    # (lt-bench sweep sets the arm's label and seed; default: method, loss and the settings that
+    # differ). Never part of the run id.
+    label: Optional[str] = None
+    # Modules imported before the registries are read (plugins: a module that registers a method,
+    # loss, data set, stage or model), as in mmengine's custom_imports. Never part of the run id.
+    imports: list[str] = field(default_factory=list)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     method: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
@@ -165,7 +173,15 @@ class Config:
 # What is, and is not, part of a run's or a setting's identity: declared here once.
 # Keys that change where or how a run is shown, not what it computes: left out of the run id
 # (changing this list would change every run id).
-NON_IDENTITY_KEYS = ("out_dir", "name", "train.progress", "train.loggers", "train.experiment")
+NON_IDENTITY_KEYS = (
+    "out_dir",
+    "name",
+    "label",
+    "imports",
+    "train.progress",
+    "train.loggers",
+    "train.experiment",
+)
 # Keys that are part of the run id but not of a *setting*: where the data lies and how the
 # evaluation is batched, on which device, how often the test set is looked at (never selected on).
 EXECUTION_KEYS = (
@@ -437,6 +453,40 @@ def resolved(cfg: DictConfig) -> DictConfig:
 def run_id(cfg: DictConfig) -> str:
     """A short hash of everything that affects the results: same config, same id."""
     return hashlib.sha1(json.dumps(identity(cfg), sort_keys=True).encode()).hexdigest()[:10]
+
+
+LABEL_CHARS = 40  # a run folder's readable part is cut to this many characters
+_UNSAFE = re.compile(r"[^a-z0-9._=+-]+")
+
+
+def run_label(cfg: DictConfig) -> str:
+    """A run's readable name: ``cfg.label`` (a study's arm label), else the method, the loss when
+    not plain cross-entropy, and the method and loss options that differ from their declared
+    defaults: ``sar + balanced_softmax (trade_off=0)``. Tracker run names use it as it is."""
+    if cfg.get("label"):
+        return str(cfg.label)
+    parts = [str(cfg.method.name)]
+    if cfg.loss.name != "ce":
+        parts.append(str(cfg.loss.name))
+    changed = []
+    for section in ("method", "loss"):
+        given, defaults = to_dict(cfg[section]), option_defaults(section, str(cfg[section].name))
+        for key, value in sorted(given.items()):
+            if key != "name" and not (key in defaults and defaults[key] == value):
+                if not (key == "reweight" and value == "none"):
+                    changed.append(f"{key}={json.dumps(value) if isinstance(value, (list, dict)) else value}")
+    text = " + ".join(parts)
+    return f"{text} ({', '.join(changed)})" if changed else text
+
+
+def folder_label(cfg: DictConfig) -> str:
+    """The readable middle of a run folder's name, ``<data>_<folder label>_<run id>``:
+    :func:`run_label` lowercased, `` + `` as ``+``, every run of characters other than
+    ``a-z 0-9 . _ = + -`` made one ``-``, cut to :data:`LABEL_CHARS`, then the seed:
+    ``sar+balanced_softmax-trade_off=0_s1``."""
+    text = run_label(cfg).lower().replace(" + ", "+")
+    text = re.sub(r"-?\+-?", "+", _UNSAFE.sub("-", text)).strip("-+")
+    return f"{text[:LABEL_CHARS].rstrip('-') or cfg.method.name}_s{cfg.seed}"
 
 
 SECTIONS = {

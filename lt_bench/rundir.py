@@ -64,11 +64,28 @@ def check_writable(folder: str | os.PathLike) -> None:
 
 def run_path(cfg) -> Path:
     """Where a config's run lives: ``<out_dir>/<name>``, the name defaulting to
-    ``<data>_<method>_<run id>``."""
-    from lt_bench.config import run_id
+    ``<data>_<readable label>_<run id>`` (:func:`lt_bench.config.folder_label`), or the folder of
+    ``out_dir`` that already ends in ``_<run id>``: the id alone says which run it is, so a run
+    made before (under the older ``<data>_<method>_<run id>``, or under another label) is found,
+    never trained again."""
+    from lt_bench.config import folder_label, run_id
 
-    name = cfg.name or f"{cfg.data.name}_{cfg.method.name}_{run_id(cfg)}"
-    return Path(cfg.out_dir) / name
+    if cfg.name:
+        return Path(cfg.out_dir) / cfg.name
+    rid = run_id(cfg)
+    existing = existing_run_folder(cfg.out_dir, rid)
+    return existing or Path(cfg.out_dir) / f"{cfg.data.name}_{folder_label(cfg)}_{rid}"
+
+
+def existing_run_folder(out_dir: str | os.PathLike, rid: str) -> Path | None:
+    """The folder of ``out_dir`` whose name ends in ``_<rid>`` (the first by name if several);
+    None when there is none."""
+    try:
+        with os.scandir(out_dir) as entries:
+            names = sorted(e.name for e in entries if e.name.endswith(f"_{rid}") and e.is_dir())
+    except OSError:  # no runs folder yet
+        return None
+    return Path(out_dir) / names[0] if names else None
 
 
 def child_path(parent: str | os.PathLike, stage: str) -> Path:
@@ -215,6 +232,11 @@ class RunDir:
 
     def split(self) -> dict:
         path = self.path / SPLIT
+        return _read_json(path) if path.exists() else {}
+
+    def separability(self) -> dict:
+        """``separability.json`` ({} without one): ``summary`` and per-group values."""
+        path = self.path / SEPARABILITY
         return _read_json(path) if path.exists() else {}
 
     def write_split(self, manifest: dict) -> None:

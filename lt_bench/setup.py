@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import math
 import platform
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -285,31 +283,18 @@ def config_warnings(cfg: DictConfig) -> list[str]:
 
 
 def environment() -> dict:
-    """Versions of Python, torch, torchvision, timm and lt-bench, the git commit, the platform."""
+    """Versions of Python, torch, torchvision, timm and lt-bench, the git commit, whether the
+    package's source differed from it (:mod:`lt_bench.provenance`), the platform."""
     import timm
     import torchvision
 
-    import lt_bench
+    from lt_bench.provenance import code_identity
 
-    try:
-        commit = (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                cwd=Path(__file__).parent,
-            ).stdout.strip()
-            or None
-        )
-    except (OSError, subprocess.SubprocessError):
-        commit = None
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "timm": timm.__version__,
-        "lt_bench": lt_bench.__version__,
-        "git_commit": commit,
+        **code_identity(),
         "platform": platform.platform(),
     }

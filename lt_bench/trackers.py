@@ -17,7 +17,11 @@ warning, is switched off for the rest of the run, and the warning lands in ``fin
   flattened config as params; per-epoch metrics with the epoch as step; the final metrics;
   ``final.json``, ``per_class.csv`` and the figure as artifacts; tags for run id, seed, method,
   loss and parent. The MLflow run id is kept in ``<run>/mlflow_run_id`` so a resumed run continues
-  the same MLflow run.
+  the same MLflow run. The run is named by its row label (:func:`lt_bench.config.run_label`: a
+  study's arm label, or method + loss + the options that differ), with tags ``study``, ``arm`` and
+  ``seed``.
+- Both log the final separability statistics (``separability.json``'s summary) as
+  ``final/separability/<name>``.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from omegaconf import DictConfig
 
 from lt_bench import atomic
 from lt_bench.errors import UserError
-from lt_bench.rundir import FINAL, PER_CLASS, check_writable
+from lt_bench.rundir import FINAL, PER_CLASS, RunDir, check_writable
 
 
 def mlflow_uri(cfg: DictConfig) -> str:
@@ -122,6 +126,16 @@ def _numbers(row: dict) -> dict[str, float]:
     }
 
 
+def final_numbers(final: dict, run_dir: Path) -> dict[str, float]:
+    """What both trackers log at the end: the numbers of ``final.json`` and, as
+    ``separability/<name>``, those of ``separability.json``'s summary (NC1-NC3, intra/inter,
+    silhouette, kNN and NCM accuracy, ...) when the run has one."""
+    values = _numbers(final)
+    summary = RunDir(run_dir).separability().get("summary") or {}
+    values.update({f"separability/{k}": v for k, v in _numbers(summary).items()})
+    return values
+
+
 def per_class_figure(run_dir: Path):
     """Per-class test accuracy against class size, from ``per_class.csv``; None without it."""
     path = run_dir / PER_CLASS
@@ -161,7 +175,7 @@ class TensorBoard:
         self.writer.flush()
 
     def log_final(self, final: dict, run_dir: Path, step: int) -> None:
-        for key, value in _numbers(final).items():
+        for key, value in final_numbers(final, run_dir).items():
             self.writer.add_scalar(f"final/{key}", value, step)
         figure = per_class_figure(run_dir)
         if figure is not None:
@@ -179,7 +193,7 @@ class MLflow:
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
-        from lt_bench.config import flatten, run_id, to_dict
+        from lt_bench.config import flatten, run_id, run_label, to_dict
 
         uri = mlflow_uri(cfg)
         self.client = MlflowClient(tracking_uri=uri)
@@ -197,16 +211,22 @@ class MLflow:
             if uri.startswith("sqlite:"):  # artifacts beside the store, not in the working folder
                 artifacts = (Path(uri.split("://", 1)[1]).parent / "mlartifacts" / name).as_uri()
             experiment_id = self.client.create_experiment(name, artifact_location=artifacts)
+        label = run_label(cfg)
+        if cfg.stage.get("name"):
+            label = f"{label} + {cfg.stage.name}"
         tags = {
             "lt_bench.run_id": run_id(cfg),
             "lt_bench.run_dir": str(run_dir),
+            "study": cfg.train.experiment or "",
+            "arm": label,
             "seed": str(cfg.seed),
             "method": cfg.method.name,
             "loss": cfg.loss.name,
         }
         if cfg.stage.get("name"):
             tags["parent"] = run_dir.name.rsplit("__", 1)[0]
-        run = self.client.create_run(experiment_id, run_name=run_dir.name, tags=tags)
+        # Named by the row label (runs of one arm share it; the seed tag tells them apart).
+        run = self.client.create_run(experiment_id, run_name=label, tags=tags)
         self.run_id = run.info.run_id
         atomic.write_text(id_file, self.run_id + "\n")
         params = [Param(k, str(v)[:6000]) for k, v in flatten(to_dict(cfg)).items()]
@@ -225,7 +245,7 @@ class MLflow:
         self._log(_numbers(row), epoch)
 
     def log_final(self, final: dict, run_dir: Path, step: int) -> None:
-        self._log({f"final/{k}": v for k, v in _numbers(final).items()}, step)
+        self._log({f"final/{k}": v for k, v in final_numbers(final, run_dir).items()}, step)
         for name in (FINAL, PER_CLASS):
             if (run_dir / name).exists():
                 self.client.log_artifact(self.run_id, str(run_dir / name))

@@ -60,7 +60,7 @@ def test_two_epoch_run_writes_the_whole_run_directory(tmp_path):
     cfg = tiny(tmp_path, "method.name=sar")
     final = train(cfg)
     run_dir = run_directory(cfg)
-    assert run_dir.name == f"synthetic_sar_{run_id(cfg)}"
+    assert run_dir.name == f"synthetic_sar_s0_{run_id(cfg)}"
     assert sorted(p.name for p in run_dir.iterdir() if p.name != LOCK) == RUN_FILES
     assert (run_dir / LOCK).exists() and not RunDir(run_dir).is_locked()  # released at the end
     assert load_config(run_dir / "config.yaml").method.name == "sar"

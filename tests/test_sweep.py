@@ -49,7 +49,7 @@ def test_grid_expansion_and_stable_unique_run_ids(study_file, tmp_path):
     ids = [run_id(p.cfg) for p in points]
     assert len(set(ids)) == 4
     assert ids == [run_id(p.cfg) for p in expand(load_study(study_file), tmp_path / "elsewhere")]
-    assert points[0].run_dir == tmp_path / "runs" / f"synthetic_none_{ids[0]}"
+    assert points[0].run_dir == tmp_path / "runs" / f"synthetic_none_s0_{ids[0]}"
 
 
 def test_sweep_runs_only_what_is_not_done(study_file, tmp_path, capsys):

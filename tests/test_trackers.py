@@ -83,6 +83,13 @@ def test_both_trackers_log_every_metric(tmp_path, mlflow_store):
     assert [m.step for m in history_mlflow] == [r["epoch"] for r in history]
     assert [m.value for m in history_mlflow] == pytest.approx([r["loss/total"] for r in history])
     assert run.data.metrics["final/top1"] == pytest.approx(final["top1"])
+    # Named by the row label, tagged with study, arm and seed; separability logged to both.
+    assert run.info.run_name == "sar" and run.data.tags["arm"] == "sar"
+    assert run.data.tags["study"] == ""  # a lone run belongs to no study
+    summary = json.loads((run_dir / "separability.json").read_text())["summary"]
+    for key in ("nc1", "knn_accuracy", "silhouette"):
+        assert run.data.metrics[f"final/separability/{key}"] == pytest.approx(summary[key])
+        assert dict(scalars[f"final/separability/{key}"])[2] == pytest.approx(summary[key])
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert {"final.json", "per_class.csv", "per_class_accuracy.png"} <= artifacts
     experiment = client.get_experiment(run.info.experiment_id)

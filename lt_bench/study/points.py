@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from lt_bench.errors import UserError
 from lt_bench.rundir import STATUSES, RunDir, child_path, run_path
-from lt_bench.study.file import Study, combinations, resolve
+from lt_bench.study.file import Study, combinations, point_labels, resolve
 
 # What a point can be: a run folder's statuses, plus done with other settings, plus being trained
 # by another process right now (its lock is held: "running elsewhere").
@@ -36,7 +36,8 @@ class Point:
 
     @cached_property
     def run_dir(self) -> Path:
-        """``<out_dir>/<data>_<method>_<run id>``: hashing the config costs milliseconds, so once."""
+        """``<out_dir>/<data>_<label>_<run id>`` (:func:`~lt_bench.rundir.run_path`): hashing the
+        config costs milliseconds, so once."""
         return run_path(self.cfg)
 
     def child_dirs(self) -> list[Path]:
@@ -50,9 +51,11 @@ def expand(
     """Every point as a resolved config writing under ``runs_dir``; run ids must be unique.
     ``tuned(overrides) -> dict`` adds a tuned study's chosen values to each point."""
     points = []
-    for overrides in combinations(study):
+    for overrides, label in zip(combinations(study), point_labels(study)):
         overrides = {**overrides, **(tuned(overrides) if tuned else {})}
         cfg = resolve(study, overrides, runs_dir)
+        if label is not None and not cfg.label:  # the arm's label names its folders and tracker runs
+            cfg.label = label
         points.append(Point(overrides, cfg, tuple(study.stages)))
     folders = Counter(p.run_dir for p in points)
     shared = next((folder for folder, n in folders.items() if n > 1), None)
