@@ -86,3 +86,16 @@ def test_a_study_arm_label_names_its_folders(tmp_path):
         "synthetic_sar-anchor-only_s1",
     ]
     assert [p.cfg.label for p in points] == [None, None, "SAR anchor-only", "SAR anchor-only"]
+
+
+def test_a_lone_run_trained_with_a_label_is_shown_under_it(tmp_path):
+    from lt_bench.report.collect import collect
+
+    train(cfg(tmp_path, "method.name=center", "label=my center"))
+    train(cfg(tmp_path))
+    frame = collect(tmp_path)
+    assert sorted(frame.label) == ["my center", "none"]
+    assert sorted(p.name.rsplit("_", 1)[0] for p in tmp_path.iterdir() if p.is_dir()) == [
+        "synthetic_my-center_s0",
+        "synthetic_none_s0",
+    ]

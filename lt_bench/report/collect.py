@@ -195,6 +195,23 @@ def check_one_grouping(frame: pd.DataFrame) -> str | None:
     )
 
 
+def _names(frame: pd.DataFrame, runs_dir: Path) -> dict:
+    """The display names: the study's (``labels.json``), and for runs it does not name, the
+    ``label`` their config was trained with (``lt-bench train ... label=NAME``; a second stage's
+    run adds its stage, as the study's names do)."""
+    names = read_labels(runs_dir)
+    if "label" not in frame:
+        return names
+    from lt_bench.stages import display_name  # torch-free: read from the stage's file
+
+    given = {}
+    stages = frame["stage.name"] if "stage.name" in frame else [None] * len(frame)
+    for run_dir, label, stage in zip(frame.run_dir, frame.label, stages):
+        if isinstance(label, str) and label:
+            given[run_dir] = f"{label} + {display_name(stage)}" if isinstance(stage, str) else label
+    return {**names, "rows": {**given, **names.get("rows", {})}}
+
+
 def collect(runs_dir: str | Path) -> pd.DataFrame:
     """One row per run folder (any depth below ``runs_dir``; :func:`run_folders` says which),
     sorted by data set, label, seed. Only ``done`` rows make the tables; the others (failed,
@@ -210,7 +227,7 @@ def collect(runs_dir: str | Path) -> pd.DataFrame:
         )
     frame = pd.DataFrame(rows)
     frame["auto_label"] = setting_labels(frame)
-    frame["label"], frame["dataset_label"] = display_names(frame, read_labels(runs_dir))
+    frame["label"], frame["dataset_label"] = display_names(frame, _names(frame, runs_dir))
     check_one_run_per_seed(frame)
     check_one_grouping(frame)
     return frame.sort_values(["dataset", "label", "seed", "run_dir"], kind="stable").reset_index(

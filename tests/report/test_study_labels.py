@@ -50,7 +50,8 @@ def test_labels_are_read_apart_from_the_arms_and_change_no_run_id(tmp_path):
     plain = load_study(write_study(tmp_path / "plain", unnamed))
     named_ids = [run_id(p.cfg) for p in expand(study, tmp_path / "runs")]
     assert named_ids == [run_id(p.cfg) for p in expand(plain, tmp_path / "runs")]
-    assert all("label" not in json.dumps(OmegaConf.to_container(p.cfg)) for p in expand(study, "r"))
+    # The label travels in the config as the non-identity key ``label`` (folder and tracker names).
+    assert [p.cfg.label for p in expand(study, "r")][::4] == ["CE", "SAR (no pull)", None]
 
 
 @pytest.mark.parametrize(
