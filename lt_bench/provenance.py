@@ -58,20 +58,19 @@ def code_identity() -> dict:
 def code_difference(versions: dict | None, now: dict | None = None) -> str | None:
     """How the code recorded in a run's ``final.json["versions"]`` differs from ``now`` (default:
     the code running this), in a few words; None when it is the same code, or when the run
-    records none of it (runs older than this record are not flagged)."""
+    records none of it (runs older than this record are not flagged). Commits are compared only
+    when both sides have one (a run made outside a checkout, or an installed copy, compares its
+    version alone)."""
     if not versions or not any(versions.get(key) for key in KEYS):
         return None
     now = code_identity() if now is None else now
     parts = []
     if versions.get("lt_bench") != now["lt_bench"]:
         parts.append(f"lt-bench {versions.get('lt_bench')} (now {now['lt_bench']})")
-    if versions.get("git_commit") != now["git_commit"]:
-        was, is_ = (_short(versions.get("git_commit")), _short(now["git_commit"]))
-        parts.append(f"commit {was} (now {is_})")
+    if not (versions.get("git_commit") and now["git_commit"]):
+        pass  # a run or a copy outside a checkout: only the version can be compared
+    elif versions["git_commit"] != now["git_commit"]:
+        parts.append(f"commit {versions['git_commit'][:8]} (now {now['git_commit'][:8]})")
     elif versions.get("source_sha1") != now["source_sha1"]:
         parts.append("other uncommitted changes to lt_bench/")
     return "; ".join(parts) or None
-
-
-def _short(commit: str | None) -> str:
-    return commit[:8] if commit else "none"

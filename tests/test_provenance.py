@@ -24,7 +24,6 @@ def test_the_same_code_is_no_difference():
     [
         ({"lt_bench": "0.1.0"}, "lt-bench 0.1.0 (now 0.2.0)"),
         ({"git_commit": "b" * 40}, "commit bbbbbbbb (now aaaaaaaa)"),
-        ({"git_commit": None}, "commit none (now aaaaaaaa)"),
         ({"git_dirty": True, "source_sha1": "123"}, "other uncommitted changes to lt_bench/"),
     ],
 )
@@ -35,6 +34,14 @@ def test_each_kind_of_difference_is_named(change, says):
 def test_runs_that_record_no_code_are_not_flagged():
     assert code_difference(None, NOW) is None
     assert code_difference({"python": "3.11"}, NOW) is None
+
+
+def test_without_a_commit_on_either_side_only_the_version_is_compared():
+    assert code_difference({**NOW, "git_commit": None}, NOW) is None
+    assert code_difference(NOW, {**NOW, "git_commit": None, "source_sha1": "x"}) is None
+    assert code_difference({**NOW, "git_commit": None, "lt_bench": "0.1.0"}, NOW) == (
+        "lt-bench 0.1.0 (now 0.2.0)"
+    )
 
 
 def test_this_checkout_records_its_version_commit_and_dirtiness():
