@@ -233,6 +233,13 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    from lt_bench.report.show import show
+
+    print(show(args.path, group=args.group, sort=args.sort), end="")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from lt_bench.predict import evaluate_run
 
@@ -254,16 +261,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     again = shlex.join([args.study, *args.overrides])  # the same points: the same overrides
     runs_dir = Path(args.runs_dir or Path("runs") / study.name)
     launching = not (args.status or args.dry_run)
-    launcher = None
+    launcher, lines = None, _RunLines(study.name)
     if launching:
         given = {"partition": args.partition, "time_min": args.time_min}
         given.update(gpus=args.gpus, cpus=args.cpus)
         slurm = {**study.slurm, **{k: v for k, v in given.items() if v is not None}}
         launcher = partial(
-            launch, executor=args.executor, jobs=args.jobs, slurm=slurm, on_result=_run_line
+            launch, executor=args.executor, jobs=args.jobs, slurm=slurm, on_result=lines.run
         )
     try:
-        phases = run_study(study, runs_dir, launcher, rerun_stale=args.rerun_stale)
+        phases = run_study(study, runs_dir, launcher, args.rerun_stale, lines.phase, lines.chosen)
     except SweepInterrupted as stop:
         print(
             f"lt-bench sweep: interrupted; its workers were stopped and {len(stop.in_flight)} "
@@ -299,11 +306,96 @@ def _print_launched(name: str, study_file: str, phase) -> None:
         print(f"{name}: final runs wait for the tuning trials ({phase.waiting})")
 
 
-def _run_line(done: int, total: int, result: dict) -> None:
-    """Without a terminal (logs, CI): a line a finished run; on one, the sweep's bar says it."""
-    if not sys.stderr.isatty():
-        error = f": {result['error']}" if "error" in result else ""
-        print(f"  [{done}/{total}] {Path(result['run_dir']).name}: {result['status']}{error}")
+class _RunLines:
+    """What ``sweep`` and ``demo`` print while a study runs: a line a finished run (its label or
+    folder, seed, top-1 and few-shot accuracy, wall time; a tuning trial's number, values and
+    validation score) with its warnings on the lines below; a tuned study's phase headers and each
+    arm's choice. The sweep's bar says how runs go on a terminal: there only warnings are printed
+    (above the bar); ``always`` prints every line on a terminal too (the demo, which has no bar)."""
+
+    def __init__(self, study: str, always: bool = False):
+        self.study, self.always, self.current = study, always, None
+
+    def phase(self, phase) -> None:
+        """A phase about to launch: a tuned study's header."""
+        from lt_bench.study import status_counts
+
+        self.current = phase
+        done = status_counts(phase.points).get("done", 0)
+        if phase.name == "tuning":
+            arms, trials = len({trial.arm for trial in phase.trials}), len(phase.trials)
+            runs = f"{trials} runs"
+            if len(phase.points) < trials:
+                runs = f"{trials} trials in {len(phase.points)} runs (equal draws share one)"
+            epoch = "best epoch" if phase.select == "best_val" else "last epoch"
+            print(
+                f"{self.study} tuning: {arms} arms x {trials // max(arms, 1)} trials = {runs}, "
+                f"{done} done; selecting on validation balanced accuracy ({epoch})",
+                flush=True,
+            )
+        elif phase.name == "final":
+            print(
+                f"{self.study} final: {len(phase.points)} runs with each arm's chosen values, "
+                f"{done} done",
+                flush=True,
+            )
+
+    def run(self, done: int, total: int, result: dict) -> None:
+        """A finished run (``launch``'s ``on_result``)."""
+        from lt_bench.progress import run_columns, run_line, warning_lines
+
+        phase = self.current
+        name = (phase.labels if phase else {}).get(Path(result["run_dir"]))
+        name = name or Path(result["run_dir"]).name
+        trials = phase.trial_scores(result["run_dir"]) if phase and phase.trials else []
+        columns = _trial_columns(result, trials) if trials else run_columns(result)
+        self._print([run_line(done, total, name, result, columns)], warning_lines(result))
+
+    def chosen(self, record: dict) -> None:
+        """The tuning's choice: each arm's values and validation score (``tuning.json``)."""
+        from lt_bench.progress import percent
+        from lt_bench.study import edges
+
+        print(f"{self.study}: chosen on validation balanced accuracy:", flush=True)
+        for arm in record["arms"]:
+            chosen = arm["chosen"]
+            flagged = edges(chosen["values"], record, arm.get("method"))
+            print(
+                f"  {arm.get('label') or arm['arm']}: trial {chosen['trial']}, "
+                f"{_values(chosen['values'])}, val {percent(chosen['val_balanced'])}"
+                + (f" (on the edge of the space: {'; '.join(flagged)})" if flagged else ""),
+                flush=True,
+            )
+
+    def _print(self, lines: list[str], warnings: list[str]) -> None:
+        if self.always or not sys.stderr.isatty():
+            for line in lines + warnings:
+                print(line, flush=True)
+            return
+        from tqdm.auto import tqdm
+
+        for line in warnings:  # never silent: above the bar, which says the rest
+            tqdm.write(line)
+
+
+def _trial_columns(result: dict, trials: list) -> list[str]:
+    """A tuning run's columns: validation score, trial number(s) and drawn values, wall time."""
+    from lt_bench.progress import duration, percent
+
+    numbers = ", ".join(str(trial.number) for trial, _ in trials)
+    columns = [f"val {percent(trials[0][1]):>6}"] if result.get("status") == "done" else []
+    columns.append(f"trial{'s' if len(trials) > 1 else ''} {numbers}")
+    if result.get("status") == "done":
+        columns.append(f"{duration(result.get('wall_time_s')):>7}")
+    return [*columns, _values(trials[0][0].values) or "no values drawn"]
+
+
+def _values(values: dict) -> str:
+    """Drawn values as ``optim.lr=0.0412, method.trade_off=0.31``."""
+    return ", ".join(
+        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in values.items()
+    )
 
 
 def _print_phase(name: str, phase, dry_run: bool) -> int:
@@ -319,6 +411,8 @@ def _print_phase(name: str, phase, dry_run: bool) -> int:
         f"{name}{' ' + phase.name if phase.name else ''}: {len(phase.points)} runs in {phase.where}: "
         + ", ".join(f"{counts.get(s, 0)} {s}" for s in POINT_STATUSES)
     )
+    done = [point.run_dir for point, (state, _) in zip(phase.points, states) if state == "done"]
+    _print_other_code(name, phase, done)
     stale_runs = [(point, keys) for point, (_, keys) in zip(phase.points, states) if keys]
     if dry_run:
         for point, (state, _) in zip(phase.points, states):
@@ -335,6 +429,27 @@ def _print_phase(name: str, phase, dry_run: bool) -> int:
     for run_dir, error in failures(phase.points):
         print(f"  failed: {run_dir}: {error}")
     return counts.get("failed", 0)
+
+
+def _print_other_code(name: str, phase, done: list[Path]) -> None:
+    """One line when done runs of the phase were made by other code than the code now (their
+    ``final.json["versions"]``): the study's results may then mix code versions."""
+    from lt_bench.study.run import other_code
+
+    found = other_code(done)
+    if not found:
+        return
+    how = (
+        next(iter(found))
+        if len(found) == 1
+        else "; ".join(f"{count}: {difference}" for difference, count in found.most_common())
+    )
+    print(
+        f"{name}{' ' + phase.name if phase.name else ''}: {sum(found.values())} of {len(done)} done "
+        f"runs were made by other code ({how}); its results may mix code versions. "
+        "--rerun-stale does not rerun them (their settings are the same): move their folders "
+        "aside and sweep again to rerun them"
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -384,20 +499,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{study.name}: {len(points)} runs ({done} already done) in {runs_dir}, {args.jobs} at a time"
     )
     started = time.time()
-
-    def show(done: int, total: int, result: dict) -> None:
-        print(
-            f"  [{done}/{total}] {Path(result['run_dir']).name}: {result['status']} "
-            f"({time.time() - started:.0f} s)"
-            + (f": {result['error']}" if "error" in result else ""),
-            flush=True,
-        )
-        for warning in result.get("warnings") or []:
-            print(f"    warning: {warning}", flush=True)
-
-    launcher = partial(launch, executor="local", jobs=args.jobs, progress=False, on_result=show)
+    lines = _RunLines(study.name, always=True)  # no bar: a line a run, on a terminal too
+    launcher = partial(
+        launch, executor="local", jobs=args.jobs, progress=False, on_result=lines.run
+    )
     try:
-        run_study(study, runs_dir, launcher, rerun_stale=args.rerun_stale)
+        run_study(study, runs_dir, launcher, args.rerun_stale, lines.phase, lines.chosen)
     except SweepInterrupted as stop:
         print(
             f"lt-bench demo: interrupted; {len(stop.in_flight)} runs left resumable: run "
@@ -431,6 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_sweep(sub)
     _add_report(sub)
+    _add_show(sub)
     _add_demo(sub)
     _add_retrain(sub)
     _add_eval(sub)
@@ -645,6 +753,31 @@ def _add_retrain(sub) -> None:
     p.add_argument("--stage", required=True, help="crt | lws | tau_norm | ncm")
     p.add_argument("overrides", nargs="*", help="e.g. stage.epochs=20 stage.lr=0.05")
     p.set_defaults(func=cmd_retrain)
+
+
+def _add_show(sub) -> None:
+    p = sub.add_parser(
+        "show",
+        help="results at a glance: a runs folder's runs as a table, or one run's summary",
+    )
+    p.add_argument(
+        "path",
+        metavar="RUN_OR_RUNS_DIR",
+        help="a run folder (holds config.yaml) or a runs folder (a sweep's --runs-dir)",
+    )
+    p.add_argument(
+        "--group",
+        action="store_true",
+        help="one row per label: mean ± std over seeds (the report's main-table numbers)",
+    )
+    p.add_argument(
+        "--sort",
+        default=None,
+        metavar="KEY",
+        help="best first: top1 | many | medium | few | knn | nc1 | silhouette | time | warnings | "
+        "label | seed | seeds | status",
+    )
+    p.set_defaults(func=cmd_show)
 
 
 def _add_eval(sub) -> None:

@@ -141,7 +141,8 @@ class TrainConfig:
     select: str = (
         "last"  # last | best_val (best balanced accuracy on a validation set, every epoch)
     )
-    progress: bool = True  # tqdm bar when stderr is a terminal
+    # The run folder first, then a tqdm bar on a terminal or a line an epoch in logs; false: nothing.
+    progress: bool = True
     loggers: list[str] = field(default_factory=list)  # tensorboard, mlflow (lt_bench/trackers.py)
     experiment: Optional[str] = None  # the MLflow experiment; lt-bench sweep sets the study name
 

@@ -26,6 +26,7 @@ from lt_bench.eval.accuracy import summarize
 from lt_bench.failpoints import failpoint
 from lt_bench.methods import Regularizer, StepContext
 from lt_bench.predict import balanced_accuracy, final_evaluation, predict_all
+from lt_bench.progress import Progress
 from lt_bench.rundir import RunDir, run_path
 from lt_bench.setup import Loop, Setup, build, build_loop, config_warnings, environment
 from lt_bench.trackers import Trackers
@@ -102,7 +103,8 @@ def train_epochs(
     if main:
         open_run(run, cfg, setup, fresh=start_epoch == 0)
     trackers = Trackers(cfg, run.path, start_epoch, enabled=main)  # TensorBoard, MLflow
-    progress = _progress(cfg, start_epoch, enabled=main)
+    # The run folder named first, then a bar on a terminal or a line an epoch in a log.
+    progress = Progress(cfg, run.path, start_epoch, len(setup.split.train), setup.device, main)
     try:
         for epoch in range(start_epoch, cfg.optim.epochs):
             row = train_one_epoch(epoch, setup, loop)
@@ -110,8 +112,7 @@ def train_epochs(
             history.append(row)
             save_epoch(run, epoch + 1, history, setup, loop)
             trackers.log_epoch(epoch + 1, row)
-            progress.update(1)
-            progress.set_postfix(loss=f"{row['loss/total']:.3f}", acc=f"{row['train/acc']:.3f}")
+            progress.update(row)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, row)
     except BaseException:
@@ -412,14 +413,3 @@ def _check_finite(sums: dict[str, torch.Tensor], epoch: int, step: int, window: 
                 "lower optim.lr or the term's weight"
             )
 
-
-def _progress(cfg: DictConfig, start_epoch: int, enabled: bool = True):
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=cfg.optim.epochs,
-        initial=start_epoch,
-        unit="epoch",
-        desc=f"{cfg.data.name}/{cfg.method.name}",
-        disable=not (enabled and cfg.train.progress and sys.stderr.isatty()),
-    )

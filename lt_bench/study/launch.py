@@ -35,24 +35,34 @@ OnResult = Callable[[int, int, dict], None]
 def run_point(resolved: dict, stages: tuple = ()) -> dict:
     """Train one point (resuming where a killed attempt stopped), then its second stages; record
     any failure in the folder of the run that failed. A run another process holds (its lock) is
-    left to it: ``status`` ``running``."""
+    left to it: ``status`` ``running``. A done point's result has the run's test top-1 and
+    few-shot accuracy, its wall time (``final.json``) and the warnings of the run and its stages."""
     from lt_bench.engine import train
     from lt_bench.stages import retrain
 
     cfg = OmegaConf.merge(OmegaConf.structured(Config), resolved)
     parent = run_dir = run_path(cfg)
     try:
-        warnings = list(train(cfg, resume=True).get("warnings") or [])
+        final = train(cfg, resume=True)
+        warnings = list(final.get("warnings") or [])
         for stage in stages:  # retrain locks the child's folder as train locks the run's
             run_dir = child_path(parent, stage)
             warnings += retrain(parent, stage).get("warnings") or []
-        return {"run_dir": str(parent), "status": "done", "warnings": warnings}
+        return {
+            "run_dir": str(parent),
+            "status": "done",
+            "seed": cfg.seed,
+            "top1": final.get("top1"),
+            "few": final.get("few"),
+            "wall_time_s": final.get("wall_time_s"),
+            "warnings": warnings,
+        }
     except RunLocked:
         return _elsewhere(run_dir)
     except Exception as err:  # a sweep reports every failure, whatever its kind
         message = f"{type(err).__name__}: {err}"
         RunDir(run_dir).mark_failed(message, run_id(cfg))
-        return {"run_dir": str(run_dir), "status": "failed", "error": message}
+        return {"run_dir": str(run_dir), "status": "failed", "error": message, "seed": cfg.seed}
 
 
 def _elsewhere(run_dir) -> dict:
@@ -74,7 +84,12 @@ def worker_died(point: Point, how: str) -> dict:
             "its last checkpoint is kept: launch the sweep again to resume it"
         )
         run.mark_failed(message, run_id(point.cfg) if folder == point.run_dir else None, False)
-        return {"run_dir": str(folder), "status": "failed", "error": message}
+        return {
+            "run_dir": str(folder),
+            "status": "failed",
+            "error": message,
+            "seed": point.cfg.seed,
+        }
     return {"run_dir": str(point.run_dir), "status": "done", "warnings": []}
 
 

@@ -68,6 +68,7 @@ __all__ = [
     "Trial",
     "Tuning",
     "arm_key",
+    "arm_labels",
     "choose",
     "draw",
     "edges",
@@ -240,16 +241,21 @@ def choose(trials: list[Trial], scores: dict) -> dict[str, Trial] | None:
     return {arm: trials[i] for arm, i in best.items()}
 
 
+def arm_labels(study: Study) -> dict[str, str]:
+    """Each labelled arm's display name (the study's ``label``), by its :func:`arm_key`."""
+    return {
+        arm_key(overrides, study.tune.at): label
+        for overrides, label in zip(combinations(study), point_labels(study))
+        if label is not None
+    }
+
+
 def write_record(
     study: Study, runs_dir: str | Path, trials: list[Trial], scores: dict, chosen
 ) -> dict:
     """``<runs_dir>/tune/tuning.json``: the space, every trial, each arm's choice and budget,
     and each arm's display name where the study gives one (``label``)."""
-    labels = {
-        arm_key(overrides, study.tune.at): label
-        for overrides, label in zip(combinations(study), point_labels(study))
-        if label is not None
-    }
+    labels = arm_labels(study)
     arms = {}
     for i, trial in enumerate(trials):
         arm = arms.setdefault(

@@ -205,3 +205,15 @@ def test_show_imports_no_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_the_command_line_prints_the_table_and_refuses_a_missing_path(capsys, tmp_path):
+    from lt_bench.cli import main
+
+    assert main(["show", str(DEMO), "--group", "--sort", "top1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[3].startswith("sar + BS ") and "77.4 ± 3.3" in lines[3]  # the best row first
+    assert main(["show", str(tmp_path / "missing")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("lt-bench show: error: ") and "does not exist" in error
+    assert len(error.strip().splitlines()) == 1
