@@ -24,13 +24,18 @@ def _output_dir(path: Path) -> Path:
     return path
 
 
+def _percent(fraction: float) -> str:
+    """An accuracy as the tables show it: ``62.4%``."""
+    return f"{100 * fraction:.1f}%"
+
+
 def _summary(final: dict) -> str:
-    """``top-1 0.6240 (many 0.98, medium 0.87, few 0.17; absolute groups)`` from a final.json."""
+    """``top-1 62.4% (many 98.0%, medium 87.1%, few 17.0%; absolute groups)`` from a final.json."""
     groups = ", ".join(
-        f"{g} {final[g]:.4f}" if final.get(g) is not None else f"{g} – (empty)"
+        f"{g} {_percent(final[g])}" if final.get(g) is not None else f"{g} – (empty)"
         for g in ("many", "medium", "few")
     )
-    return f"top-1 {final['top1']:.4f} ({groups}; {final.get('grouping', '?')} groups)"
+    return f"top-1 {_percent(final['top1'])} ({groups}; {final.get('grouping', '?')} groups)"
 
 
 def _writable(path: Path) -> bool:
@@ -192,9 +197,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lt_bench import distributed
     from lt_bench.config import load_config
     from lt_bench.engine import train
-    from lt_bench.rundir import RunDir, run_path
+    from lt_bench.rundir import RunDir, run_path, source_run
 
     cfg = load_config(None if args.config == "-" else args.config, args.overrides)
+    source = source_run(args.config, cfg)
+    if source is not None:  # train RUN/config.yaml: that run (done, or resumed with --resume)
+        cfg.name = source.name
     if args.print_config:
         from omegaconf import OmegaConf
 
@@ -210,7 +218,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not distributed.is_main_process_of_launch():
         return 0  # under torchrun only rank 0 reports
     if done_before:  # the saved result, nothing trained
-        print(f"already done: {run_path(cfg)} (top-1 {final['top1']:.4f}); --force retrains")
+        print(f"already done: {run_path(cfg)} (top-1 {_percent(final['top1'])}); --force retrains")
         return 0
     print(f"{run_path(cfg)}: {_summary(final)}")
     _print_warnings(final)
@@ -247,7 +255,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"{args.run_dir}: {_summary(final)}; wrote separability.json, per_class.csv")
     if "posthoc" in final:
         print(
-            f"post-hoc logit adjustment, tau {args.posthoc_tau:g}: top-1 {final['posthoc']['top1']:.4f}"
+            f"post-hoc logit adjustment, tau {args.posthoc_tau:g}: top-1 {_percent(final['posthoc']['top1'])}"
         )
     return 0
 

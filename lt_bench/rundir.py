@@ -77,6 +77,24 @@ def run_path(cfg) -> Path:
     return existing or Path(cfg.out_dir) / f"{cfg.data.name}_{folder_label(cfg)}_{rid}"
 
 
+def source_run(config_file: str | os.PathLike, cfg) -> Path | None:
+    """The run folder ``config_file`` was saved in (``<run>/config.yaml``), when ``cfg`` (that file
+    plus any overrides) still computes the same thing and writes under the same ``out_dir``: then
+    ``lt-bench train <run>/config.yaml`` is that run. (Its config.yaml holds the method's and
+    loss's defaults written out, so it would hash to another run id than the config it was made
+    from.) None for any other file, a changed config, or a config that sets ``name``."""
+    path = Path(config_file)
+    if cfg.name or path.name != CONFIG or not (path.parent / FINAL).exists():
+        return None
+    run = RunDir(path.parent)
+    if Path(cfg.out_dir).resolve() != run.path.parent.resolve():
+        return None
+    try:
+        return run.path if not run.config_differences(cfg) else None
+    except UserError:  # a damaged folder is not this run
+        return None
+
+
 def existing_run_folder(out_dir: str | os.PathLike, rid: str) -> Path | None:
     """The folder of ``out_dir`` whose name ends in ``_<rid>`` (the first by name if several);
     None when there is none."""

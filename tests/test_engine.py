@@ -9,7 +9,7 @@ from lt_bench.cli import main
 from lt_bench.config import load_config, run_id
 from lt_bench.engine import NonFiniteLoss, train
 from lt_bench.errors import UserError
-from lt_bench.rundir import LOCK, RunDir
+from lt_bench.rundir import LOCK, RunDir, source_run
 from lt_bench.rundir import run_path as run_directory
 from lt_bench.setup import lr_lambda
 from tests.conftest import tiny
@@ -296,8 +296,15 @@ def test_train_again_says_already_done_and_force_retrains_keeping_the_old_run(tm
 
     assert main(args) == 0  # done already: the saved result, nothing trained
     out = capsys.readouterr().out
-    assert out == f"already done: {run_dir} (top-1 {first['top1']:.4f}); --force retrains\n"
+    assert out == f"already done: {run_dir} (top-1 {100 * first['top1']:.1f}%); --force retrains\n"
     assert (run_dir / "final.json").stat().st_mtime_ns == stamp
+    # Its saved config.yaml (defaults written out) names the same run; a changed one does not.
+    saved = run_dir / "config.yaml"
+    assert main(["train", str(saved)]) == 0
+    assert capsys.readouterr().out.startswith(f"already done: {run_dir} (top-1 ")
+    assert source_run(saved, load_config(saved)) == run_dir
+    assert source_run(saved, load_config(saved, ["optim.lr=0.2"])) is None
+    assert source_run(saved, load_config(saved, [f"out_dir={tmp_path / 'other'}"])) is None
 
     child = run_dir.with_name(f"{run_dir.name}__crt")  # a second stage goes aside with its parent
     child.mkdir()

@@ -47,7 +47,7 @@ def test_train_without_a_terminal_names_its_run_first_then_prints_a_line_an_epoc
         assert f"  total {row['loss/total']:.4g}  " in line
         assert f"  train acc {100 * row['train/acc']:.1f}%  lr {row['lr']:.4g}  " in line
         assert "/epoch  elapsed " in line and "  left ~" in line
-    assert lines[3].startswith(f"{run_dir}: top-1 {final['top1']:.4f}") and len(lines) == 4
+    assert lines[3].startswith(f"{run_dir}: top-1 {100 * final['top1']:.1f}%") and len(lines) == 4
 
     assert train(tmp_path) == 0  # done already: no run line, no epochs
     assert capsys.readouterr().out.startswith("already done: ")
