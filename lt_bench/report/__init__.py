@@ -20,6 +20,7 @@ from lt_bench import atomic, rundir
 from lt_bench.report.checks import naming_damage, run_folders
 from lt_bench.report.collect import collect
 from lt_bench.report.figures import FigureContext, FigureInputs, NothingToShow, registered_figures
+from lt_bench.report.loaders import read_run_tables
 from lt_bench.report.notes import warnings_section
 from lt_bench.report.output import fresh_folder, previous_report_files, swap_in
 from lt_bench.report.tables import ReportContext, Shown, registered_tables
@@ -205,9 +206,13 @@ def _with_status(runs: pd.DataFrame, status: str):
 # ----------------------------------------------------------------------------- figures
 
 
-def read_figure_inputs(done: pd.DataFrame, runs_dir: Path) -> FigureInputs:
-    """What the figures read from the run folders of the done runs."""
-    per_class, histories = _load_per_run(done, runs_dir)
+def read_figure_inputs(done: pd.DataFrame, runs_dir: str | Path) -> FigureInputs:
+    """What the figures read from the run folders of the done runs ``done`` (rows of
+    :func:`collect` of ``runs_dir``): per run, its per-class table and training epochs; the
+    focus data set and its test features per row (t-SNE, cosine heatmaps)."""
+    runs_dir = Path(runs_dir)
+    # Training epochs only: a second stage without epochs (tau_norm's curve, ncm) has none.
+    per_class, histories = read_run_tables(done, runs_dir, training_only=True)
     focus = sorted(pd.unique(done["dataset"]), key=lambda d: -float(str(d).split("@")[-1]))[0]
     return FigureInputs(per_class, histories, focus, _features_per_method(done, runs_dir, focus))
 
@@ -221,6 +226,7 @@ class DrawnFigures:
     notes: list[str]
 
     def close(self) -> None:
+        """Let the figures go (nothing else to free: they were drawn without pyplot)."""
         self.figures.clear()  # no pyplot: a figure is freed with its last reference
 
 
@@ -248,27 +254,6 @@ def write_figures(drawn: DrawnFigures, out_dir: Path) -> list[str]:
         written += save_png_and_pdf(fig, out_dir, stem)
     drawn.close()
     return written
-
-
-def _load_per_run(runs: pd.DataFrame, runs_dir: Path) -> tuple[dict, dict]:
-    """Per run folder: its per-class table and its metrics history (where it has them)."""
-    per_class, histories = {}, {}
-    for name in runs.run_dir:
-        run = RunDir(runs_dir / name)
-        path = run / rundir.PER_CLASS
-        if path.exists():
-            with naming_damage(path):
-                per_class[name] = pd.read_csv(path)
-        # Training epochs only: a second stage without epochs (tau_norm's curve, ncm) has none.
-        rows = [row for row in run.metrics() if _is_epoch(row)]
-        if rows:
-            histories[name] = pd.DataFrame(rows)
-    return per_class, histories
-
-
-def _is_epoch(row: dict) -> bool:
-    epoch = row.get("epoch")
-    return isinstance(epoch, int) and epoch >= 1 and "loss/total" in row
 
 
 def _features_per_method(runs: pd.DataFrame, runs_dir: Path, dataset: str) -> dict:

@@ -111,6 +111,8 @@ def _baseline_label(runs: pd.DataFrame, label: str, requested: str | None) -> st
 
 
 def smallest_group(runs: pd.DataFrame) -> str | None:
+    """The smallest shot group (few, then medium, then many) with a value in some run of
+    ``runs``; None when no run has one."""
     for group in GROUPS:
         if group in runs and pd.to_numeric(runs[group], errors="coerce").notna().any():
             return group

@@ -45,10 +45,13 @@ class FigureContext:
     notes: list[str] = field(default_factory=list)
 
     def note(self, stem: str, text: str) -> None:
+        """Record what figure ``stem`` left out, and why (a line of report.md)."""
         self.notes.append(f"{stem} {text}")
 
     @classmethod
     def of(cls, done: pd.DataFrame, baseline: str | None = None, tsne: bool = False):
+        """The context of the done runs ``done``: one style per row label, shared by every
+        figure drawn with it."""
         from lt_bench.report.figures.style import row_family, row_styles
 
         return cls(row_styles(done), row_family(done), baseline, tsne)

@@ -39,6 +39,8 @@ def rows_with_features(
 
 
 def panel_grid(n: int, size: float, columns: int = 4):
+    """A Figure of ``n`` square panels of ``size`` inches, at most ``columns`` a row; returns the
+    Figure, the ``n`` axes in order (the unused ones hidden) and the number of columns."""
     cols = min(n, columns)
     rows = -(-n // cols)
     fig, axes = style.new_figure(rows, cols, panel=(size, size + 0.55))

@@ -13,6 +13,7 @@ from lt_bench.report.figures.face import (
     figure,
 )
 from lt_bench.report.figures.style import styled
+from lt_bench.report.loaders import with_run_columns
 
 
 def dataset_order(values) -> list[str]:
@@ -28,15 +29,13 @@ def dataset_order(values) -> list[str]:
 
 
 def class_curves(done: pd.DataFrame, per_class: dict, dataset: str) -> dict[str, pd.DataFrame]:
-    """Per row on ``dataset``: per class, its training images and the mean and std over seeds of
-    its test accuracy in %, by class size."""
+    """Per row label on ``dataset``: a frame indexed by class with its training images
+    (``n_train``) and the ``mean`` and ``std`` over seeds of its test accuracy in %, sorted by
+    class size. ``per_class``: run folder -> its per_class.csv (:func:`read_run_tables`)."""
     subset = done[(done.dataset == dataset) & done.run_dir.isin(per_class.keys())]
     if subset.empty:
         return {}
-    tables = pd.concat(
-        per_class[run][["class", "n_train", "accuracy"]].assign(label=label)
-        for run, label in zip(subset.run_dir, subset.label)
-    )
+    tables = with_run_columns(subset, per_class)  # = load_per_class's frame, these runs
     stats = tables.groupby(["label", "class"], sort=False).agg(
         n_train=("n_train", "first"), mean=("accuracy", "mean"), std=("accuracy", "std")
     )

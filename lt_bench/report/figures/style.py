@@ -178,6 +178,7 @@ def styled(draw):
 
 @contextmanager
 def report_rc():
+    """A context in which matplotlib draws with the report's rc settings and palette."""
     import matplotlib
     from cycler import cycler
 

@@ -20,6 +20,7 @@ from lt_bench.report.figures.face import (
 )
 from lt_bench.report.figures.per_class import dataset_order
 from lt_bench.report.figures.style import styled
+from lt_bench.report.loaders import with_run_columns
 
 BASE_TERM = "loss/base"  # the engine's base classification loss (lt_bench.engine)
 
@@ -38,19 +39,18 @@ def base_loss(row) -> str:
 
 
 def loss_curves(done: pd.DataFrame, histories: dict, dataset: str) -> dict[str, pd.DataFrame]:
-    """Per row on ``dataset`` with training epochs: mean and std over seeds of the base loss per
-    epoch (``loss/total`` for runs older than ``loss/base``)."""
-    curves = {}
-    for label, group in done[done.dataset == dataset].groupby("label", sort=False):
-        frames = [histories[r] for r in group.run_dir if r in histories]
-        if not frames:
-            continue
-        frames = [
-            f.assign(value=f[BASE_TERM] if BASE_TERM in f else f["loss/total"])[["epoch", "value"]]
-            for f in frames
-        ]
-        curves[label] = pd.concat(frames).groupby("epoch")["value"].agg(["mean", "std"])
-    return curves
+    """Per row label on ``dataset`` with training epochs: a frame indexed by epoch with the
+    ``mean`` and ``std`` over seeds of the base loss (``loss/total`` for runs older than
+    ``loss/base``). ``histories``: run folder -> its training epochs (:func:`read_run_tables`)."""
+    values = {
+        run: f.assign(value=f[BASE_TERM] if BASE_TERM in f else f["loss/total"])[["epoch", "value"]]
+        for run, f in histories.items()
+    }
+    frame = with_run_columns(done[done.dataset == dataset], values)  # = load_curves's frame
+    return {
+        label: group.groupby("epoch")["value"].agg(["mean", "std"])
+        for label, group in frame.groupby("label", sort=False)
+    }
 
 
 @figure("training_curves", position=30)

@@ -30,13 +30,21 @@ class Shown(Protocol):
 
     title: str
 
-    def markdown(self) -> str: ...
+    def markdown(self) -> str:
+        """The table and its caption in Markdown: ``<name>.md`` and its report.md section."""
+        ...
 
-    def latex(self) -> str | None: ...  # None: the table has no .tex
+    def latex(self) -> str | None:
+        """``<name>.tex``; None: the table has no .tex."""
+        ...
 
-    def frame(self) -> pd.DataFrame: ...  # <name>.csv
+    def frame(self) -> pd.DataFrame:
+        """``<name>.csv``."""
+        ...
 
-    def extra_csv(self) -> dict[str, pd.DataFrame]: ...  # further CSV files, by file name
+    def extra_csv(self) -> dict[str, pd.DataFrame]:
+        """Further CSV files, by file name."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -43,9 +43,11 @@ class Table:
     column_labels: dict = field(default_factory=dict)  # column group -> its display name
 
     def label(self, row: str) -> str:
+        """The row's shown label: marked † when its runs carry warnings (see the footnotes)."""
         return f"{row} †" if row in self.notes else row
 
     def column(self, group: str) -> str:
+        """The column group's shown name (the study's name for it, else the group itself)."""
         return self.column_labels.get(group, group)
 
     def footnotes(self) -> list[str]:
@@ -54,9 +56,12 @@ class Table:
         return [footnote(warning) for warning in grouped_warnings(pairs)]
 
     def cell(self, row: str, group: str, metric: str) -> tuple[float, float, int]:
+        """(mean, std, seeds) of the cell, unscaled (fractions for accuracies); (nan, nan, 0)
+        when the row has no run there."""
         return self.cells.get((row, group, metric), (math.nan, math.nan, 0))
 
     def best_rows(self, group: str, metric: str) -> set[str]:
+        """The rows with the best mean in the column (ties: all of them); shown in bold."""
         means = {r: self.cell(r, group, metric)[0] for r in self.rows}
         means = {r: m for r, m in means.items() if not math.isnan(m)}
         if not means:
@@ -65,6 +70,7 @@ class Table:
         return {r for r, m in means.items() if m == target}
 
     def text(self, row: str, group: str, metric: str) -> str:
+        """The cell as shown: ``mean ± std`` scaled (% for accuracies), – when empty."""
         mean, std, n = self.cell(row, group, metric)
         if n == 0 or math.isnan(mean):
             return DASH
@@ -72,11 +78,13 @@ class Table:
         return body + (f" ± {number(std * self.scale, self.digits)}" if n > 1 else "")
 
     def seeds(self, row: str, group: str) -> int:
+        """The most seeds behind any cell of the row in the column group."""
         return max((self.cell(row, group, m)[2] for m, _ in self.columns), default=0)
 
     # -------------------------------------------------------------- renderers
 
     def markdown(self) -> str:
+        """The table in Markdown, its caption and footnotes under it."""
         header = ["Method"] + [
             f"{self.column(g)} {h}" for g in self.groups for _, h in self.columns
         ]
@@ -95,6 +103,7 @@ class Table:
         return "\n".join(lines) + "\n" + caption + ("\n" + "\n".join(notes) + "\n" if notes else "")
 
     def latex(self) -> str:
+        """The table as a LaTeX tabular (booktabs), its caption and footnotes under it."""
         ncols = len(self.columns)
         spec = "l" + ("c" * ncols) * len(self.groups) + "c"
         lines = [r"\begin{tabular}{" + spec + "}", r"\toprule"]
@@ -132,6 +141,8 @@ class Table:
         return "\n".join(lines) + "\n"
 
     def frame(self) -> pd.DataFrame:
+        """One record per row, column group and metric: ``mean`` and ``std`` scaled as shown
+        (% for accuracies), ``seeds``, ``warnings`` (count), the grouping and the row's settings."""
         records = []
         for row in self.rows:
             for group in self.groups:
@@ -154,6 +165,7 @@ class Table:
         return pd.DataFrame(records)
 
     def extra_csv(self) -> dict[str, pd.DataFrame]:
+        """No further CSV files."""
         return {}
 
 

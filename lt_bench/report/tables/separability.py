@@ -19,6 +19,10 @@ SEPARABILITY_COLUMNS = {  # key: (header, which is best)
 
 @table("separability_table", position=20)
 def separability_table(runs: pd.DataFrame, context: ReportContext | None = None) -> Table | None:
+    """Separability of the test features (mean ± std over seeds, 3 digits; plain values, not %):
+    NC1 and the intra/inter distance ratio (lower is better), silhouette and kNN accuracy (a
+    fraction; higher is better), the few-shot centroid distance (lower is better), per data set
+    @ ratio. None when no run is done. ``context`` is not needed (the registry's face)."""
     return dataset_table(
         runs,
         "Feature separability",

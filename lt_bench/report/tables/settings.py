@@ -29,6 +29,9 @@ CAPTION = (
 
 @dataclass
 class SettingsTable:
+    """Each row's settings per data set: the keys that vary, are tuned or differ from their
+    defaults (as setting texts); tuned values marked."""
+
     rows: list[str]
     keys: list[str]
     values: dict  # (row, data set) -> {key: setting text}
@@ -51,12 +54,14 @@ class SettingsTable:
         return "; ".join(f"{text} ({', '.join(where)})" for text, where in shown.items())
 
     def markdown(self) -> str:
+        """The table in Markdown, its caption under it."""
         lines = ["| Row | " + " | ".join(self.keys) + " |", "|" + "---|" * (len(self.keys) + 1)]
         for row in self.rows:
             lines.append(f"| {row} | " + " | ".join(self.text(row, k) for k in self.keys) + " |")
         return "\n".join(lines) + "\n\n" + CAPTION + "\n"
 
     def latex(self) -> str:
+        """The table as a LaTeX tabular (booktabs), its caption under it."""
         lines = [r"\begin{tabular}{l" + "l" * len(self.keys) + "}", r"\toprule"]
         lines.append("Row & " + " & ".join(tex(k) for k in self.keys) + r" \\")
         lines.append(r"\midrule")
@@ -68,6 +73,8 @@ class SettingsTable:
         return "\n".join(lines) + "\n"
 
     def frame(self) -> pd.DataFrame:
+        """One record per row and data set: ``row``, ``dataset``, each key's value, ``tuned``
+        (the tuned keys, comma-separated)."""
         records = []
         for row in self.rows:
             for dataset in self.datasets:
@@ -86,6 +93,7 @@ class SettingsTable:
         return pd.DataFrame(records)
 
     def extra_csv(self) -> dict[str, pd.DataFrame]:
+        """No further CSV files."""
         return {}
 
 
@@ -115,7 +123,9 @@ def _defaults_as_text(run: pd.Series) -> dict:
 def settings_table(
     runs: pd.DataFrame, context: ReportContext | None = None
 ) -> SettingsTable | None:
-    """None when no done run exists or no setting varies and none was tuned."""
+    """Each row's settings (:class:`SettingsTable`) of the done runs of ``runs``: the values that
+    vary, were tuned for the row, or differ from their defaults. None when no done run exists or
+    no setting varies and none was tuned."""
     done = runs[runs.status == "done"]
     if done.empty:
         return None
