@@ -1,10 +1,14 @@
 """What ``lt-bench list`` shows: every registered method, loss, data set, second stage and model,
 each option with its type, default and range, read from the declarations (the constructors'
-signatures and their ``@option_ranges``), so a new entry is listed without editing this file."""
+signatures and their ``@option_ranges``), so a new entry is listed without editing this file.
+Plugins' entries are listed too, each noting the module it comes from: installed ones (the
+``lt_bench.plugins`` entry points) always, modules named by ``imports`` (``--import MODULE``) once
+imported (:mod:`lt_bench.plugins`)."""
 
 from __future__ import annotations
 
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,12 +44,17 @@ def options_of(owner, skip: tuple[str, ...] = ()) -> list[Option]:
     ]
 
 
-def catalog(kind: str, all_models: bool = False) -> list[Entry]:
-    """The entries of one kind (one of :data:`KINDS`), sorted by name."""
+def catalog(kind: str, all_models: bool = False, imports: Sequence[str] = ()) -> list[Entry]:
+    """The entries of one kind (one of :data:`KINDS`), sorted by name; ``imports``: plugin
+    modules to import first (``lt-bench list methods --import my_methods``), as a config's
+    ``imports:`` are (looked for in the current folder too)."""
+    from lt_bench.plugins import import_modules
+
     if kind not in KINDS:
         raise UserError(f"cannot list {kind!r}; choose one of {', '.join(KINDS)}")
     if all_models and kind != "models":
         raise UserError("--all lists every timm model; use it with lt-bench list models")
+    import_modules(imports, where="--import")
     return {
         "methods": _methods,
         "losses": _losses,
@@ -58,13 +67,25 @@ def catalog(kind: str, all_models: bool = False) -> list[Entry]:
 def _methods() -> list[Entry]:
     from lt_bench.methods import METHODS
 
-    return [Entry(name, options_of(METHODS.get(name))) for name in METHODS.names()]
+    return [
+        Entry(name, options_of(METHODS.get(name)), plugin_note(METHODS.get(name)))
+        for name in METHODS.names()
+    ]
+
+
+def plugin_note(entry) -> str:
+    """``from my_methods`` for an entry a plugin registered; "" for this package's own."""
+    module = getattr(entry, "__module__", "") or ""
+    return "" if module.split(".")[0] == "lt_bench" else f"from {module}"
 
 
 def _losses() -> list[Entry]:
     from lt_bench.losses import LOSSES, Reweighting
 
-    entries = [Entry(name, options_of(LOSSES.get(name))) for name in LOSSES.names()]
+    entries = [
+        Entry(name, options_of(LOSSES.get(name)), plugin_note(LOSSES.get(name)))
+        for name in LOSSES.names()
+    ]
     note = "re-weighting options, set beside any loss's (loss.reweight=drw loss.drw_epoch=160)"
     return [*entries, Entry("(every loss)", options_of(Reweighting), note)]
 
@@ -73,16 +94,29 @@ def _datasets() -> list[Entry]:
     from lt_bench.data import DATASETS
 
     note = "options go under data.options"
-    return [Entry(name, options_of(DATASETS.get(name)), note) for name in DATASETS.names()]
+    return [
+        Entry(name, options_of(DATASETS.get(name)), _joined(note, plugin_note(DATASETS.get(name))))
+        for name in DATASETS.names()
+    ]
+
+
+def _joined(*notes: str) -> str:
+    return "; ".join(note for note in notes if note)
 
 
 def _stages() -> list[Entry]:
     from lt_bench.stages import stage_names, stage_options
+    from lt_bench.stages.base import REGISTRY
 
     note = "lt-bench retrain RUN --stage {name} stage.<option>=..."
+    names = sorted({*stage_names(), *REGISTRY.names()})  # a plugin's stages have no file here
     return [
-        Entry(name, options_of(stage_options(name)), note.format(name=name))
-        for name in stage_names()
+        Entry(
+            name,
+            options_of(stage_options(name)),
+            _joined(note.format(name=name), plugin_note(REGISTRY.get(name))),
+        )
+        for name in names
     ]
 
 

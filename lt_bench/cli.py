@@ -186,7 +186,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from lt_bench.catalog import catalog, format_catalog
 
-    print(format_catalog(args.kind, catalog(args.kind, all_models=args.all)), end="")
+    print(format_catalog(args.kind, catalog(args.kind, all_models=args.all, imports=args.imports)), end="")
     return 0
 
 
@@ -200,6 +200,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lt_bench.rundir import RunDir, run_path, source_run
 
     cfg = load_config(None if args.config == "-" else args.config, args.overrides)
+    if args.config != "-" and cfg.imports:  # plugins beside the config file, as beside a study
+        from lt_bench.plugins import add_import_folder
+
+        add_import_folder(Path(args.config).parent)
     source = source_run(args.config, cfg)
     if source is not None:  # train RUN/config.yaml: that run (done, or resumed with --resume)
         cfg.name = source.name
@@ -577,6 +581,14 @@ def _add_list(sub) -> None:
         "--all",
         action="store_true",
         help="models only: every timm.create_model name, not just the project's backbones",
+    )
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="a plugin module to import first, as a config's imports: (repeatable), e.g. my_methods",
     )
     p.set_defaults(func=cmd_list)
 

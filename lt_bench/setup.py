@@ -76,7 +76,11 @@ class Setup:
 
 def build(cfg: DictConfig) -> Setup:
     """Data (long-tailed train split, balanced test set), then network, method and base loss, seeded
-    so that the same config gives the same initial weights."""
+    so that the same config gives the same initial weights. The config's plugin ``imports`` come
+    first (``retrain`` and ``eval`` build a run without :func:`~lt_bench.validate.validate`)."""
+    from lt_bench.plugins import import_modules
+
+    import_modules(cfg.get("imports") or ())
     device = distributed.init_from_environment(select_device(cfg.train.device))
     source = build_dataset(cfg.data.name, root=cfg.data.root, **cfg.data.options)
     split = long_tail_split(

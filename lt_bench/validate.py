@@ -5,8 +5,9 @@ unknown registry names (data set, method, loss, model), values outside their dec
 ranges (every schema field, method, loss and re-weighting option; every string option is a declared
 choice, :mod:`lt_bench.options`), ``data.options`` and ``model.options`` that the data set's or the
 model's constructor does not take (with a close match), the rules that tie two keys together,
-trackers, the device and the output folder. It reads what each registry entry declares, so adding a
-method, loss, data set or stage never touches this file. The ``build_*`` functions do not re-check.
+trackers, the device and the output folder. The config's ``imports:`` (plugins) are imported
+first. It reads what each registry entry declares, so adding a method, loss, data set or stage
+never touches this file. The ``build_*`` functions do not re-check.
 """
 
 from __future__ import annotations
@@ -26,11 +27,16 @@ from lt_bench.rundir import check_writable, run_path
 
 
 def validate(cfg: DictConfig) -> None:
-    """Every check a run's config gets before it starts (see the module's docstring)."""
+    """Every check a run's config gets before it starts (see the module's docstring). The
+    config's ``imports`` are imported first (:mod:`lt_bench.plugins`): in a sweep worker or a
+    submitit job too, as the list travels with each point's config."""
     from lt_bench.data import DATASETS
     from lt_bench.losses import LOSSES, Reweighting, split_loss_options
     from lt_bench.methods import METHODS
+    from lt_bench.plugins import import_modules
     from lt_bench.trackers import check_trackers
+
+    import_modules(cfg.get("imports") or ())  # before the registries are read
 
     check_schema_values(cfg)
     options = to_dict(cfg)

@@ -19,6 +19,8 @@ from tests.conftest import tiny
 FREE_TEXT = {
     "out_dir",
     "name",
+    "label",
+    "imports",
     "data.name",
     "data.root",
     "data.split_file",

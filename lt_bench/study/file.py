@@ -4,6 +4,7 @@ A study file (``experiments/studies/*.yaml``)::
 
     name: mnist_lt_demo
     base: ../mnist_lt.yaml              # relative to the study file
+    imports: [my_methods]               # plugin modules, imported before anything is read (optional)
     fixed: {optim.epochs: 12}           # overrides for every point (optional)
     arms:                               # optional: settings that are not a product, each crossed
       - {method.name: none}             # with the grid (default: one empty arm)
@@ -27,8 +28,8 @@ second stage of the arm: ``SAR (no pull) + cRT``); ``labels`` maps a column, ``<
 as the report shows it, to its display name. A labelled arm needs a grid that varies only the
 seed and the data set (``seed``, ``data.name``, ``data.ratio``): any other grid key would give one
 name to several rows. Rows without a label keep their automatic name (method, loss, stage and the
-non-tuned values that differ from their defaults). A label is never part of a run's config, so it
-changes no run id.
+non-tuned values that differ from their defaults). A point's config carries its arm's label as the
+non-identity key ``label`` (it names the run folder and the tracker run), so it changes no run id.
 
 Command-line overrides (``lt-bench sweep STUDY optim.epochs=3 train.loggers=[mlflow]``) are
 parsed as ``train``'s are and apply to every point, tuning trials and finals alike. Precedence,
@@ -38,7 +39,17 @@ an arm or the tuning space sets is refused rather than silently replacing the va
 varies; ``out_dir`` is refused too (``--runs-dir`` sets it). An override is part of the run ids like
 any other setting, except for the non-identity keys (``train.loggers``, ``train.progress``...).
 
-Reading a study needs no torch: ``lt-bench sweep --status`` stays fast.
+``imports:`` names modules that register a method, loss, data set or stage of their own
+(:mod:`lt_bench.plugins`; ``docs/add_a_method.md``). They are imported in the sweep process when the
+study is read, before its points are checked, and looked for on ``sys.path``, in the current folder
+and in the study file's folder (a ``my_methods.py`` beside the study is found wherever the sweep is
+started). They join every point's config ``imports`` (the base config's, ``fixed``'s and the
+command line's are kept; ``imports`` is no part of a run id), so every worker process and submitit
+job imports them before it trains; the folders reach those processes on ``sys.path`` and
+``PYTHONPATH``.
+
+Reading a study needs no torch (unless its ``imports:`` do): ``lt-bench sweep --status`` stays
+fast.
 """
 
 from __future__ import annotations
@@ -54,9 +65,21 @@ from omegaconf import DictConfig
 
 from lt_bench.config import load_config, parse_overrides
 from lt_bench.errors import UserError
+from lt_bench.plugins import import_modules
 
-STUDY_KEYS = ("name", "base", "fixed", "arms", "grid", "slurm", "stages", "tune", "labels")
-ARM_LABEL = "label"  # an arm's display name: never a config key, never in a run's config
+STUDY_KEYS = (
+    "name",
+    "base",
+    "imports",
+    "fixed",
+    "arms",
+    "grid",
+    "slurm",
+    "stages",
+    "tune",
+    "labels",
+)
+ARM_LABEL = "label"  # an arm's display name: the points' config ``label``, never in a run id
 # The grid keys a labelled arm may have: they vary the seed (replicates of a row) or the column.
 LABELLED_ARM_GRID_KEYS = ("seed", "data.name", "data.ratio")
 TUNE_KEYS = ("trials", "seed", "strategy", "space", "space_by_method", "at")
@@ -96,6 +119,8 @@ class Study:
     arm_labels: list = field(default_factory=list)  # each arm's display name, or None
     column_labels: dict = field(default_factory=dict)  # data set @ ratio -> display name
     overrides: list = field(default_factory=list)  # command-line key=value, on every point
+    imports: list = field(default_factory=list)  # plugin modules, joined to every point's imports
+    folder: Path | None = None  # the study file's folder: where its imports are looked for too
 
 
 def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Study:
@@ -109,6 +134,9 @@ def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
     raw = _read_yaml(path)
     where = f"study file {path}"
     _check_keys(raw, STUDY_KEYS, f"{where} has")
+    folder = path.parent.resolve()
+    imports = _imports(raw.get("imports"), where)
+    import_modules(imports, [folder], f"{where}: imports")  # before any name is looked up
     arms, arm_labels = _arms(raw.get("arms"), where)
     study = Study(
         _text(raw, "name", where) or path.stem,
@@ -121,6 +149,8 @@ def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
         parse_tuning(raw["tune"], path) if raw.get("tune") is not None else None,
         arm_labels,
         overrides=list(overrides),
+        imports=imports,
+        folder=folder,
     )
     _check_overlaps(study, where)
     _check_command_line(study, where)
@@ -146,6 +176,19 @@ def _read_yaml(path: Path) -> dict:
             f"study file {path} must hold a mapping of keys, not a {type(raw).__name__}"
         )
     return raw
+
+
+def _imports(value, where: str) -> list[str]:
+    """The study's ``imports:``: a list of module names (absent: none)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(
+        isinstance(module, str) and module.strip() for module in value
+    ):
+        raise UserError(
+            f"{where}: imports must be a list of module names, e.g. [my_methods], not {value!r}"
+        )
+    return [module.strip() for module in value]
 
 
 def _check_keys(raw: dict, allowed: tuple, where: str) -> None:
@@ -286,7 +329,7 @@ def _stages(value, where: str) -> list[str]:
         raise UserError(f"{where}: stages must be a list of stage names, e.g. [crt, tau_norm]")
     if value:  # the stage names are looked up only when a study lists stages
         known = _known_stages()
-        bad = [stage for stage in value if stage not in known]
+        bad = [stage for stage in value if stage not in known and not _plugin_stage(stage)]
         if bad:
             raise UserError(
                 f"{where} lists unknown stage {bad[0]!r}; choose from: {', '.join(known)}"
@@ -306,6 +349,14 @@ def _known_stages() -> list[str]:
     if hasattr(stages, "stage_names"):
         return list(stages.stage_names())
     return list(stages.STAGES)
+
+
+def _plugin_stage(name: str) -> bool:
+    """Whether a plugin (the study's ``imports:``, an entry point) registered stage ``name``: asked
+    only of a name no stage file has, as it imports torch."""
+    from lt_bench.stages.base import REGISTRY
+
+    return name in REGISTRY
 
 
 def _overlap(a: str, b: str) -> bool:
@@ -388,7 +439,11 @@ def _check_points(study: Study, where: str) -> None:
             examples += [{**base, "method.name": method, **one} for one in _examples(space)]
     for overrides in examples:
         try:
-            check_schema_values(resolve(study, overrides, "runs"))
+            cfg = resolve(study, overrides, "runs")
+            # The base config's, fixed's and the command line's imports, before the points'
+            # names are looked up (the study's own were imported when it was read).
+            import_modules(cfg.imports, [study.folder] if study.folder else [])
+            check_schema_values(cfg)
         except UserError as err:
             raise UserError(f"{where}: {err}") from None
 
@@ -500,9 +555,10 @@ def _as_overrides(values: dict) -> list[str]:
 def resolve(study: Study, overrides: dict, runs_dir: str | Path) -> DictConfig:
     """The config of one point: base <- fixed <- command line <- the point's overrides; the
     study's name is the runs' tracker experiment (``train.experiment``). The command-line
-    overrides are passed as typed, so they parse exactly as ``train``'s do."""
+    overrides are passed as typed, so they parse exactly as ``train``'s do. The study's
+    ``imports`` are added to the config's own (after them, each module once)."""
     named = {"train.experiment": study.name}
-    return load_config(
+    cfg = load_config(
         study.base,
         [
             *_as_overrides(named),
@@ -512,3 +568,7 @@ def resolve(study: Study, overrides: dict, runs_dir: str | Path) -> DictConfig:
             f"out_dir={runs_dir}",
         ],
     )
+    if study.imports:
+        given = list(cfg.imports)
+        cfg.imports = [*given, *(module for module in study.imports if module not in given)]
+    return cfg

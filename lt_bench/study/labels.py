@@ -9,7 +9,8 @@ study that names nothing::
 
 A row's key is its run folder relative to the runs folder (every seed and data set of a labelled
 arm, and its second stages' child folders); a column's key is ``<data.name>@<ratio>`` as the report
-shows it. Labels live here, never in a run's config: they change no run id.
+shows it. Labels live here for the report (a point's config carries its arm's label too, as the
+non-identity key ``label``: it names the run folder); they change no run id.
 """
 
 from __future__ import annotations

@@ -16,6 +16,11 @@ a time, and a sweep that survives them and cleans up after itself.
   study's second phase, a notebook's next sweep), but only for one made in the same working
   folder and environment; a worker idles in ``recv`` and exits when this process goes away, and
   the idle ones are told to exit when it ends normally.
+- A worker starts with this process's ``sys.path`` (``spawn`` passes it, and the working folder)
+  and environment: the folders :mod:`lt_bench.plugins` adds for a study's ``imports:`` reach it,
+  and a worker is reused only where the import path is unchanged. A worker imports a point's
+  ``imports`` itself, before it trains (:func:`lt_bench.validate.validate`); installed plugins (the
+  ``lt_bench.plugins`` entry points) it loads when it first reads a registry.
 """
 
 from __future__ import annotations
