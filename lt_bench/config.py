@@ -118,6 +118,7 @@ class OptimConfig:
 @option_ranges(
     amp=one_of("auto", True, False),
     eval_every=at_least(0),
+    log_every_steps=at_least(0),
     loggers=one_of(*TRACKERS),
     select=one_of(*SELECTIONS),
     threads=at_least(1),
@@ -143,6 +144,7 @@ class TrainConfig:
     )
     # The run folder first, then a tqdm bar on a terminal or a line an epoch in logs; false: nothing.
     progress: bool = True
+    log_every_steps: int = 0  # in logs, also a line every N training steps (0: epoch lines only)
     loggers: list[str] = field(default_factory=list)  # tensorboard, mlflow (lt_bench/trackers.py)
     experiment: Optional[str] = None  # the MLflow experiment; lt-bench sweep sets the study name
 
@@ -180,6 +182,7 @@ NON_IDENTITY_KEYS = (
     "label",
     "imports",
     "train.progress",
+    "train.log_every_steps",
     "train.loggers",
     "train.experiment",
 )

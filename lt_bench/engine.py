@@ -107,7 +107,7 @@ def train_epochs(
     progress = Progress(cfg, run.path, start_epoch, len(setup.split.train), setup.device, main)
     try:
         for epoch in range(start_epoch, cfg.optim.epochs):
-            row = train_one_epoch(epoch, setup, loop)
+            row = train_one_epoch(epoch, setup, loop, progress)
             row.update(evaluate_epoch(epoch, cfg, setup, val, history, run, main))
             history.append(row)
             save_epoch(run, epoch + 1, history, setup, loop)
@@ -148,8 +148,9 @@ def train_epochs(
     return final
 
 
-def train_one_epoch(epoch: int, setup: Setup, loop: Loop) -> dict:
-    """One pass over the training batches; returns the epoch's ``metrics.jsonl`` row."""
+def train_one_epoch(epoch: int, setup: Setup, loop: Loop, progress: Progress | None = None) -> dict:
+    """One pass over the training batches; returns the epoch's ``metrics.jsonl`` row. ``progress``
+    prints a line every ``train.log_every_steps`` steps in a log (:meth:`Progress.step`)."""
     network, method, base_loss, device = setup.network, setup.method, setup.base_loss, setup.device
     network.train()
     method.train()
@@ -177,6 +178,8 @@ def train_one_epoch(epoch: int, setup: Setup, loop: Loop) -> dict:
             sums[name] = sums.get(name, 0) + value.detach().float() * len(y)
         correct += (logits.detach().argmax(1) == y).sum()
         seen += len(y)
+        if progress is not None:
+            progress.step(epoch, step, loop.steps_per_epoch, total)
         if (step + 1) % check_every == 0 or step + 1 == loop.steps_per_epoch:
             _check_finite(sums, epoch, step, check_every)
     return epoch_row(epoch, sums, correct, seen, time.time() - epoch_start, loop, method)

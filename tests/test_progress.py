@@ -53,6 +53,20 @@ def test_train_without_a_terminal_names_its_run_first_then_prints_a_line_an_epoc
     assert capsys.readouterr().out.startswith("already done: ")
 
 
+def test_log_every_steps_adds_step_lines_between_the_epoch_lines(tmp_path, capsys):
+    assert train(tmp_path, "train.log_every_steps=2") == 0
+    lines = capsys.readouterr().out.splitlines()
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    steps = -(-RunDir(run_dir).final()["train_images"] // 16)  # batch size 16, the last one partial
+    shown = [s for s in range(2, steps, 2)]  # every 2nd step, never the epoch's last
+    assert steps > 2 and shown
+    expected = [f"  epoch 1 step {s}/{steps}" for s in shown] + ["epoch 1/2"]
+    expected += [f"  epoch 2 step {s}/{steps}" for s in shown] + ["epoch 2/2"]
+    assert [line.split("  loss ")[0].split("  base ")[0] for line in lines[1:-1]] == expected
+    # Display only: the same run id as without step lines.
+    assert train(tmp_path) == 0 and capsys.readouterr().out.startswith("already done: ")
+
+
 def test_train_progress_false_prints_neither_run_line_nor_epochs(tmp_path, capsys):
     assert train(tmp_path, "train.progress=false") == 0
     (line,) = capsys.readouterr().out.splitlines()
