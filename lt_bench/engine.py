@@ -172,6 +172,7 @@ def train_one_epoch(epoch: int, setup: Setup, loop: Loop, progress: Progress | N
         total.backward()
         distributed.average_gradients(method.parameters())  # DDP averages the network's
         loop.optimizer.step()
+        method.after_step(network.classifier)  # projections (MaxNorm); nothing for most methods
         loop.scheduler.step()
 
         for name, value in terms.items():

@@ -69,6 +69,11 @@ class Regularizer(nn.Module):
         """Rows that replace the learned classifier (K x D), if the method fixes it."""
         return None
 
+    def after_step(self, classifier: nn.Module) -> None:
+        """Called after every optimizer step, before the schedule's: a projection of the network's
+        weights (MaxNorm caps each class's classifier norm). Deterministic, so every DDP process
+        applies the same one. Default: nothing."""
+
     def epoch_stats(self) -> dict[str, float]:
         """Diagnostics accumulated since the last call (logged once per epoch), then reset."""
         return {}
