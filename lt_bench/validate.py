@@ -52,6 +52,7 @@ def validate(cfg: DictConfig) -> None:
     check_model(cfg.model.name, options["model"]["options"])
     check_input_size(cfg)
     check_cross_keys(cfg, LOSSES.get(cfg.loss.name))
+    check_method_classifier(cfg, METHODS.get(cfg.method.name), LOSSES.get(cfg.loss.name))
     check_validation(cfg, DATASETS.get(cfg.data.name))
     check_device(cfg)
     check_trackers(cfg)
@@ -66,6 +67,18 @@ def check_schema_values(cfg: DictConfig) -> None:
         section = values[prefix.rstrip(".")] if prefix else values
         fields = {f.name for f in dataclasses.fields(schema)}
         check_options(schema, {k: v for k, v in section.items() if k in fields}, prefix)
+
+
+def check_method_classifier(cfg: DictConfig, method_class, loss_class) -> None:
+    """A method that works with only some classifier kinds (weight balancing's MaxNorm: linear)."""
+    kind = loss_class.classifier if cfg.model.classifier == "auto" else cfg.model.classifier
+    allowed = getattr(method_class, "classifiers", ("linear", "cosine"))
+    if kind not in allowed:
+        raise UserError(
+            f"method {cfg.method.name} needs a {' or '.join(allowed)} classifier, but this run's is "
+            f"{kind} (model.classifier={cfg.model.classifier}, loss {cfg.loss.name}); "
+            f"set model.classifier={allowed[0]}"
+        )
 
 
 def check_cross_keys(cfg: DictConfig, loss_class) -> None:

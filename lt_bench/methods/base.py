@@ -38,6 +38,8 @@ class Regularizer(nn.Module):
 
     # Constructor arguments the engine always passes: not options, never in ``method.*``.
     given_arguments = ("run_seed",)
+    # The classifier kinds (model.classifier, resolved) the method works with; validate refuses others.
+    classifiers: tuple[str, ...] = ("linear", "cosine")
 
     def __init__(
         self, num_classes: int, feat_dim: int, class_counts: Sequence[int], run_seed: int = 0
