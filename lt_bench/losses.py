@@ -213,3 +213,37 @@ def split_loss_options(options: dict) -> tuple[dict, dict]:
 def build_loss(name: str, class_counts: Sequence[int], **options) -> BaseLoss:
     """The registered base loss ``name`` (options checked by :mod:`lt_bench.validate`)."""
     return LOSSES.get(name)(class_counts, **options)
+
+
+@LOSSES.register("dot_regression")
+class DotRegression(BaseLoss):
+    """Yang et al., NeurIPS 2022, the dot-regression (DR) loss, as
+    NeuralCollapseApplications/ImbalancedLearning (commit 2ebb309dddcd0ac8b18222fd06357099260bc169)
+    methods.py (``dot_loss``, ``criterion='reg_dot_loss'``, ``produce_Ew``) and train.py (``train``:
+    ``H_length`` detached, ``GivenEw`` on, its default in utils/logger.py).
+
+    The official term of sample i is 1/2 (E w_y . h - ||E w_y|| ||h||)^2 / ||h||, ``||h||`` and
+    ``||E w_y||`` without gradient, averaged over the batch. It is defined on the logits of the
+    fixed ETF classifier of method ``etf_dr`` (unit rows w_k, BatchNorm then L2-normalised
+    features h): there ||w_y|| = ||h|| = 1 and z_y = w_y . h, so the term is 1/2 E_y^2 (z_y - 1)^2:
+    only the true class's cosine is pulled, to 1. ``batch_class_weights`` (``GivenEw``):
+    E_y^2 = B / (U n_y), n_y the class's images in the batch and U the classes present, i.e. the
+    mean over the batch's classes of each class's mean term; false: E_y = 1. The reference takes
+    no class weights; given some (cb, drw), they are applied as ``ce`` applies them. Its
+    ``reg_lam`` term (0 in every official config) penalises ||h||, which is 1 here: not offered."""
+
+    def __init__(self, class_counts, batch_class_weights: bool = True):
+        super().__init__(class_counts)
+        self.batch_class_weights = batch_class_weights
+
+    def forward(self, logits, targets, weight=None):
+        target_logit = logits.gather(1, targets[:, None]).squeeze(1)
+        loss = 0.5 * (target_logit - 1.0) ** 2
+        if self.batch_class_weights:
+            in_batch = torch.bincount(targets, minlength=logits.shape[1]).to(loss.dtype)
+            present = (in_batch > 0).sum()
+            loss = loss * (len(targets) / present) / in_batch[targets]
+        if weight is None:
+            return loss.mean()
+        w = weight[targets].to(loss.dtype)
+        return (w * loss).sum() / w.sum()
