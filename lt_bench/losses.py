@@ -232,6 +232,8 @@ class DotRegression(BaseLoss):
     no class weights; given some (cb, drw), they are applied as ``ce`` applies them. Its
     ``reg_lam`` term (0 in every official config) penalises ||h||, which is 1 here: not offered."""
 
+    method = "etf_dr"  # the method whose classifier the loss is defined for (the validator checks)
+
     def __init__(self, class_counts, batch_class_weights: bool = True):
         super().__init__(class_counts)
         self.batch_class_weights = batch_class_weights

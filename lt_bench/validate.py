@@ -53,6 +53,7 @@ def validate(cfg: DictConfig) -> None:
     check_input_size(cfg)
     check_cross_keys(cfg, LOSSES.get(cfg.loss.name))
     check_method_classifier(cfg, METHODS.get(cfg.method.name), LOSSES.get(cfg.loss.name))
+    check_feature_dim(cfg, METHODS.get(cfg.method.name))
     check_validation(cfg, DATASETS.get(cfg.data.name))
     check_device(cfg)
     check_trackers(cfg)
@@ -81,6 +82,29 @@ def check_method_classifier(cfg: DictConfig, method_class, loss_class) -> None:
         )
 
 
+def check_feature_dim(cfg: DictConfig, method_class) -> None:
+    """A method that needs features of some width (etf_dr's simplex ETF: D >= K) declares
+    ``check_feature_dim(num_classes, feat_dim)``; the model is built on the meta device."""
+    import timm
+    import torch
+
+    from lt_bench.data import build_dataset
+
+    check = getattr(method_class, "check_feature_dim", None)
+    if check is None:
+        return
+    try:
+        info = build_dataset(cfg.data.name, root=cfg.data.root, **to_dict(cfg.data)["options"]).info
+        with torch.device("meta"):
+            model = timm.create_model(
+                cfg.model.name, pretrained=False, num_classes=0, in_chans=info.image_size[0],
+                **to_dict(cfg.model)["options"],
+            )  # fmt: skip
+    except Exception:  # noqa: BLE001  no class count before loading, or not buildable: build time tells
+        return
+    check(info.num_classes, model.num_features)
+
+
 def check_cross_keys(cfg: DictConfig, loss_class) -> None:
     """The ranges that depend on another key."""
     optim = cfg.optim
@@ -98,6 +122,12 @@ def check_cross_keys(cfg: DictConfig, loss_class) -> None:
         raise UserError(
             f"model.cosine_scale={asked:g} disagrees with loss.scale={own:g} of loss "
             f"{cfg.loss.name}; set only loss.scale"
+        )
+    needs = getattr(loss_class, "method", None)  # a loss defined on one method's classifier
+    if needs is not None and cfg.method.name != needs:
+        raise UserError(
+            f"loss {cfg.loss.name} is defined on the classifier of method {needs}, but "
+            f"method.name={cfg.method.name}; set method.name={needs}"
         )
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if cfg.data.batch_size % world:

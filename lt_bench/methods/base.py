@@ -67,8 +67,10 @@ class Regularizer(nn.Module):
         """The class centres features are pulled towards (K x D), if the method keeps any."""
         return None
 
-    def fixed_classifier(self) -> torch.Tensor | None:
-        """Rows that replace the learned classifier (K x D), if the method fixes it."""
+    def fixed_classifier(self) -> torch.Tensor | nn.Module | None:
+        """Rows that replace the learned classifier (K x D), if the method fixes it; or a whole
+        classifier module (with its fixed K x D rows as ``weight``), built afresh on each call so
+        that its parameters belong to the network alone."""
         return None
 
     def after_step(self, classifier: nn.Module) -> None:

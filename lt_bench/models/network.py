@@ -58,14 +58,24 @@ class Network(nn.Module):
         """What final.json records: the classifier's kind, and a cosine classifier's scale."""
         if isinstance(self.classifier, CosineClassifier):
             return {"kind": "cosine", "scale": self.classifier.scale}
-        trained = any(p.requires_grad for p in self.classifier.parameters())
+        weight = getattr(self.classifier, "weight", None)  # fixed rows under a trained norm: fixed
+        trained = (
+            weight.requires_grad
+            if isinstance(weight, torch.Tensor)
+            else any(p.requires_grad for p in self.classifier.parameters())
+        )
         return {"kind": "linear" if trained else "fixed"}
 
-    def fix_classifier(self, weight: torch.Tensor) -> None:
-        """Replace the classifier by fixed rows (e.g. a simplex ETF): no bias, no gradient."""
-        classifier = nn.Linear(self.num_features, weight.shape[0], bias=False)
-        classifier.weight.data.copy_(weight)
-        classifier.weight.requires_grad_(False)
+    def fix_classifier(self, weight: torch.Tensor | nn.Module) -> None:
+        """Replace the classifier by fixed rows (e.g. a simplex ETF): no bias, no gradient; or by
+        a method's own classifier module (its fixed rows in ``weight``; e.g. etf_dr's, which
+        normalises the features first), whose trainable parameters the network then trains."""
+        if isinstance(weight, nn.Module):
+            classifier = weight
+        else:
+            classifier = nn.Linear(self.num_features, weight.shape[0], bias=False)
+            classifier.weight.data.copy_(weight)
+            classifier.weight.requires_grad_(False)
         self.classifier = classifier.to(next(self.backbone.parameters()).device)
 
 
