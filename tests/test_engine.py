@@ -211,7 +211,9 @@ def test_train_cli_and_its_errors(tmp_path, capsys):
         "optim.epochs=1",
         "train.progress=false",
     ]
-    assert main(args) == 0
+    # Training through the command line (the tiny config: mnist_lt trains in
+    # test_mnist_lt_short_run_learns); the errors below are refused before any data is read.
+    assert main(["train", "-", *TINY, f"out_dir={tmp_path}", "optim.epochs=1"]) == 0
     assert "top-1" in capsys.readouterr().out
     for extra, message in [
         (["optim.lrr=0.1"], "unknown config key 'optim.lrr'; did you mean optim.lr?"),

