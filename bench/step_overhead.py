@@ -31,7 +31,7 @@ from lt_bench.engine import train
 from lt_bench.models import build_network
 from lt_bench.setup import lr_lambda
 
-METHODS = ["none", "sar", "center", "prototype", "etf"]
+METHODS = ["none", "sar", "center", "prototype", "etf", "hpn", "weight_balancing"]
 
 
 def engine_images_per_s(method: str, args, out_dir: str) -> float:

@@ -45,6 +45,16 @@ class BaseLoss(nn.Module):
         raise NotImplementedError
 
 
+@LOSSES.register("none")
+class NoBaseLoss(BaseLoss):
+    """No base loss: the method's own terms train the network alone (HPN's official recipe is its
+    prototype loss alone; ``loss.name=none method.name=hpn``). ``loss/base`` is logged as 0.
+    With ``method.name=none`` nothing would train: :mod:`lt_bench.validate` refuses it."""
+
+    def forward(self, logits, targets, weight=None):
+        return logits.new_zeros(())
+
+
 @LOSSES.register("ce")
 @option_ranges(weighting=one_of("weighted_mean", "batch_mean"))
 class CrossEntropy(BaseLoss):

@@ -123,6 +123,13 @@ def check_cross_keys(cfg: DictConfig, loss_class) -> None:
             f"model.cosine_scale={asked:g} disagrees with loss.scale={own:g} of loss "
             f"{cfg.loss.name}; set only loss.scale"
         )
+    from lt_bench.methods import METHODS
+
+    if cfg.loss.name == "none" and not getattr(METHODS.get(cfg.method.name), "adds_loss", True):
+        raise UserError(
+            f"loss.name=none with method.name={cfg.method.name} trains nothing (the method adds no "
+            "loss term); set loss.name=ce, or a method with its own loss (e.g. method.name=hpn)"
+        )
     needs = getattr(loss_class, "method", None)  # a loss defined on one method's classifier
     if needs is not None and cfg.method.name != needs:
         raise UserError(

@@ -40,6 +40,8 @@ class Regularizer(nn.Module):
     given_arguments = ("run_seed",)
     # The classifier kinds (model.classifier, resolved) the method works with; validate refuses others.
     classifiers: tuple[str, ...] = ("linear", "cosine")
+    # Whether forward returns loss terms: a method that adds none needs a base loss (loss.name!=none).
+    adds_loss: bool = True
 
     def __init__(
         self, num_classes: int, feat_dim: int, class_counts: Sequence[int], run_seed: int = 0
@@ -99,6 +101,8 @@ METHODS: Registry[type[Regularizer]] = Registry("method")
 @METHODS.register("none")
 class NoRegularizer(Regularizer):
     """Plain training with the base loss."""
+
+    adds_loss = False
 
 
 def build_method(

@@ -71,6 +71,7 @@ class NormalizedETFClassifier(nn.Module):
 @option_ranges(seed=at_least(0))
 class ETFDotRegression(Regularizer):
     classifiers = ("linear",)  # the learned classifier is replaced: a cosine one would be ignored
+    adds_loss = False  # its loss is the base loss dot_regression
 
     @staticmethod
     def check_feature_dim(num_classes: int, feat_dim: int) -> None:

@@ -19,11 +19,12 @@ ImageNet-LT's K = 1,000, D = 2,048 0.2 s a step on two CPU threads (about 35 min
 more cores, or lower ``proto_epochs``). The prototypes are checkpointed with the run, so a resume
 reloads them as they were.
 
-Departures, forced by lt-bench's face (also listed in ``info()``):
+The official recipe is the HPN term alone: ``method.name=hpn loss.name=none``. Departures, forced
+by lt-bench's face or chosen (also listed in ``info()``):
 
-- The base loss is still added: lt-bench has no loss that turns it off. With the fixed classifier
-  it is cross-entropy on the logits ||f|| cos(f, p_k); the summed HPN term weighs about one batch
-  size more than the averaged base loss, so it dominates, but HPN alone is not reproduced.
+- With any other base loss it is added to the HPN term. With the fixed classifier, cross-entropy is
+  on the logits ||f|| cos(f, p_k); the summed HPN term weighs about one batch size more than the
+  averaged base loss, so it dominates, but it is not HPN alone.
 - The embedding is the backbone's pooled features (D = feat_dim), not a separate ``fc`` output of
   a chosen size. After a ReLU these are non-negative, and cos(f, p) <= ||max(p, 0)|| for such f:
   the mean of that bound is recorded (``nonnegative_cosine_bound``).
@@ -182,7 +183,7 @@ class HypersphericalPrototypes(Regularizer):
         return {"hpn/cosine": float(total[0] / total[1])}
 
     def departures(self) -> list[str]:
-        notes = ["the base loss is added to the HPN term (lt-bench cannot turn it off)"]
+        notes = ["a base loss other than loss.name=none is added to the HPN term"]
         if self.use_fixed_classifier:
             notes.append("fixed classifier is linear: logits ||f|| cos(f, p_k), no cosine scale")
         else:

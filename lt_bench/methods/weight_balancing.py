@@ -76,6 +76,7 @@ class WeightBalancing(Regularizer):
     """MaxNorm on the classifier's class weights; adds no loss term."""
 
     classifiers = ("linear",)  # the classifier kinds it works with: a cosine one ignores norms
+    adds_loss = False  # a projection after each step, no loss term
 
     def __init__(
         self,

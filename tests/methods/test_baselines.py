@@ -92,6 +92,8 @@ def test_etf_pull_is_cosine_distance_and_fixed_classifier():
 @pytest.mark.parametrize("method", METHODS.names())
 @pytest.mark.parametrize("loss", LOSSES.names())
 def test_every_method_and_loss_gives_finite_terms_and_backbone_gradients(method, loss):
+    if loss == "none" and not METHODS.get(method).adds_loss:
+        pytest.skip("nothing to train: validate refuses it (tests/methods/test_hpn.py)")
     torch.manual_seed(0)
     counts = [40, 20, 10, 5]
     base = build_loss(loss, counts)
@@ -106,6 +108,12 @@ def test_every_method_and_loss_gives_finite_terms_and_backbone_gradients(method,
         network.zero_grad()
         total.backward()
     grad = network.backbone.features[0].weight.grad
+    if loss == "none":  # the method's terms alone: SAR's pull waits for its gate, its anchors
+        # train the classifier only; every gradient is finite and something is trained
+        grads = [p.grad for p in network.parameters() if p.grad is not None]
+        assert grads and all(torch.isfinite(g).all() for g in grads)
+        assert any(g.abs().sum() > 0 for g in grads)
+        return
     assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 

@@ -255,3 +255,26 @@ def test_build_method_passes_the_run_seed():
     a = build_method("hpn", 4, 8, [3, 2, 1, 1], run_seed=4, proto_epochs=20)
     b = HypersphericalPrototypes(4, 8, [3, 2, 1, 1], seed=4, proto_epochs=20)
     assert torch.equal(a.prototypes, b.prototypes) and a.info()["prototype_seed"] == 4
+
+
+@pytest.mark.parametrize("method", ["none", "weight_balancing", "etf_dr"])
+def test_no_base_loss_needs_a_method_with_its_own_loss(tmp_path, method):
+    from lt_bench.validate import validate
+
+    cfg = load_config(None, [*tiny(), f"method.name={method}", "loss.name=none", f"out_dir={tmp_path}"])
+    with pytest.raises(UserError, match="trains nothing"):
+        validate(cfg)
+
+
+def test_hpn_alone_trains_with_no_base_loss(tmp_path):
+    """The official recipe: the HPN loss alone (loss.name=none), nearest-prototype prediction."""
+    cfg = load_config(
+        None,
+        [*tiny("data.ratio=3", "optim.epochs=4", "optim.lr=0.05"), "method.name=hpn",
+         "method.proto_epochs=50", "loss.name=none", f"out_dir={tmp_path}"],
+    )  # fmt: skip
+    final = train(cfg)
+    rows = [json.loads(line) for line in (run_path(cfg) / "metrics.jsonl").read_text().splitlines()]
+    assert final["status"] == "done" and all(row["loss/base"] == 0 for row in rows)
+    assert all(row["hpn/loss"] > 0 for row in rows)
+    assert rows[-1]["hpn/cosine"] > rows[0]["hpn/cosine"]
