@@ -48,6 +48,9 @@ def engine_images_per_s(method: str, args, out_dir: str) -> float:
             "optim.epochs=2",
             "optim.warmup_epochs=1",
             f"train.device={args.device}",
+            # The hand-written loop's threads: a run's default (train.threads=1) would compare
+            # one thread against all of them.
+            f"train.threads={torch.get_num_threads()}",
             "train.progress=false",
             f"out_dir={out_dir}",
             f"name={method}_{time.time_ns()}",
