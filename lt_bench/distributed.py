@@ -48,6 +48,15 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+
+def global_mean(total: torch.Tensor, count: int) -> float:
+    """The mean over every process of a running sum ``total`` of ``count`` values (each process
+    its own): what a method's per-epoch diagnostic logs."""
+    both = torch.stack([total.float(), total.new_tensor(float(count), dtype=torch.float32)])
+    all_reduce_sum(both)
+    return float(both[0] / both[1])
+
+
 def average_gradients(parameters) -> None:
     """Average gradients over ranks for parameters outside the DDP-wrapped network (a method's)."""
     if not is_distributed():

@@ -41,7 +41,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lt_bench.distributed import all_reduce_sum
+from lt_bench.distributed import global_mean
 from lt_bench.errors import UserError
 from lt_bench.methods.base import METHODS, Regularizer
 from lt_bench.methods.etf import max_pairwise_cosine, simplex_etf
@@ -125,10 +125,9 @@ class ETFDotRegression(Regularizer):
     def epoch_stats(self):
         if self.cosine_sum is None:
             return {}
-        total = torch.stack([self.cosine_sum, self.cosine_sum.new_tensor(float(self.samples))])
-        all_reduce_sum(total)
+        mean = global_mean(self.cosine_sum, self.samples)
         self.cosine_sum, self.samples = None, 0
-        return {"etf_dr/target_cosine": float(total[0] / total[1])}
+        return {"etf_dr/target_cosine": mean}
 
     def info(self):
         return {

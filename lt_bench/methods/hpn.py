@@ -44,7 +44,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from lt_bench.distributed import all_reduce_sum
+from lt_bench.distributed import global_mean
 from lt_bench.errors import UserError
 from lt_bench.methods.base import METHODS, Regularizer
 from lt_bench.options import at_least, between, greater_than, one_of, option_ranges
@@ -177,10 +177,9 @@ class HypersphericalPrototypes(Regularizer):
     def epoch_stats(self):
         if self.cosine_sum is None:
             return {}
-        total = torch.stack([self.cosine_sum, self.cosine_sum.new_tensor(float(self.samples))])
-        all_reduce_sum(total)
+        mean = global_mean(self.cosine_sum, self.samples)
         self.cosine_sum, self.samples = None, 0
-        return {"hpn/cosine": float(total[0] / total[1])}
+        return {"hpn/cosine": mean}
 
     def departures(self) -> list[str]:
         notes = ["a base loss other than loss.name=none is added to the HPN term"]
