@@ -140,3 +140,23 @@ def tiny(
         "train.progress=false",
         *overrides,
     ]
+
+
+def train_whole_and_resumed(overrides: list[str], tmp_path: Path) -> tuple[dict, dict]:
+    """The final records of a run trained whole and of the same run crashed after its first
+    epoch and resumed (``--resume``): a method's exact-resume test compares them."""
+    from lt_bench.config import load_config
+    from lt_bench.engine import train
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_first_epoch(epoch, row):
+        if epoch == 1:
+            raise Crash
+
+    whole = train(load_config(None, [*overrides, f"out_dir={tmp_path / 'a'}"]))
+    cfg = load_config(None, [*overrides, f"out_dir={tmp_path / 'b'}"])
+    with pytest.raises(Crash):
+        train(cfg, on_epoch_end=crash_after_first_epoch)
+    return whole, train(cfg, resume=True)

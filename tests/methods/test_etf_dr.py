@@ -20,7 +20,7 @@ from lt_bench.methods.etf import simplex_etf
 from lt_bench.methods.etf_dr import ETFDotRegression, NormalizedETFClassifier
 from lt_bench.models import build_network
 from lt_bench.rundir import run_path
-from tests.conftest import tiny
+from tests.conftest import tiny, train_whole_and_resumed
 
 TOLERANCE = 1e-6
 
@@ -269,17 +269,6 @@ def test_etf_dr_trains_through_the_engine_and_keeps_the_etf(tmp_path):
 
 
 def test_a_resumed_etf_dr_run_ends_exactly_like_an_uninterrupted_one(tmp_path):
-    class Crash(Exception):
-        pass
-
-    def crash_after_first_epoch(epoch, row):
-        if epoch == 1:
-            raise Crash
-
-    whole = train(load_config(None, [*TINY, f"out_dir={tmp_path / 'a'}"]))
-    cfg = load_config(None, [*TINY, f"out_dir={tmp_path / 'b'}"])
-    with pytest.raises(Crash):
-        train(cfg, on_epoch_end=crash_after_first_epoch)
-    resumed = train(cfg, resume=True)
+    whole, resumed = train_whole_and_resumed(TINY, tmp_path)
     for key in ("top1", "balanced", "method_stats"):
         assert resumed[key] == whole[key], key

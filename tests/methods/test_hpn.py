@@ -22,7 +22,7 @@ from lt_bench.methods.hpn import (
 )
 from lt_bench.models import build_network
 from lt_bench.rundir import run_path
-from tests.conftest import tiny
+from tests.conftest import tiny, train_whole_and_resumed
 
 # ---------------------------------------------------------------- the official code, transcribed
 # psmmettes/hpn at commit 87f52052a62e1add45f588e1fde124511384901d, prototypes.py
@@ -221,18 +221,7 @@ def test_hpn_trains_through_the_engine_and_logs_its_term(tmp_path):
 
 
 def test_a_resumed_hpn_run_ends_exactly_like_an_uninterrupted_one(tmp_path):
-    class Crash(Exception):
-        pass
-
-    def crash_after_first_epoch(epoch, row):
-        if epoch == 1:
-            raise Crash
-
-    whole = train(load_config(None, [*TINY, f"out_dir={tmp_path / 'a'}"]))
-    cfg = load_config(None, [*TINY, f"out_dir={tmp_path / 'b'}"])
-    with pytest.raises(Crash):
-        train(cfg, on_epoch_end=crash_after_first_epoch)
-    resumed = train(cfg, resume=True)
+    whole, resumed = train_whole_and_resumed(TINY, tmp_path)
     for key in ("top1", "many", "medium", "few", "balanced", "method_stats"):
         assert resumed[key] == whole[key], key
 
